@@ -1,0 +1,124 @@
+"""SPORE term constants, generated from ``spore.ttl`` by ``python -m ontology.generate``.
+
+Do not edit by hand: edit the ontology and regenerate.
+"""
+
+from rdflib import URIRef
+from rdflib.namespace import DefinedNamespace, Namespace
+
+
+class SPORE(DefinedNamespace):
+    """The SPORE ontology's classes, properties and individuals."""
+
+    _fail = True
+
+    Accusation: URIRef
+    AdmissionBehaviour: URIRef
+    AggregationBehaviour: URIRef
+    AggregationRule: URIRef
+    Architecture: URIRef
+    Behaviour: URIRef
+    Blueprint: URIRef
+    CodeModule: URIRef
+    CoordinateMedian: URIRef
+    Coverage: URIRef
+    Decision: URIRef
+    DefederationDecision: URIRef
+    Evaluation: URIRef
+    FungusNode: URIRef
+    HitRate: URIRef
+    Host: URIRef
+    KnowledgeEntity: URIRef
+    KnowledgeLightGCN: URIRef
+    Krum: URIRef
+    LearningGroup: URIRef
+    LightGCN: URIRef
+    Listening: URIRef
+    MatrixFactorization: URIRef
+    Membership: URIRef
+    Metric: URIRef
+    Model: URIRef
+    ModelConfiguration: URIRef
+    ModelSnapshot: URIRef
+    MutationDecision: URIRef
+    NDCG: URIRef
+    Option: URIRef
+    Policy: URIRef
+    ReasoningBehaviour: URIRef
+    Recall: URIRef
+    Recommendation: URIRef
+    RecommendationBehaviour: URIRef
+    RecommendedItem: URIRef
+    SpawnDecision: URIRef
+    SwitchGroupDecision: URIRef
+    Tagging: URIRef
+    TrainingBehaviour: URIRef
+    TrainingRound: URIRef
+    TrimmedMean: URIRef
+    VarianceCorrectedMean: URIRef
+    WeightedMean: URIRef
+    accusationQuorum: URIRef
+    accused: URIRef
+    aggregationRule: URIRef
+    architecture: URIRef
+    artist: URIRef
+    batchSize: URIRef
+    blockedHost: URIRef
+    blueprint: URIRef
+    changeNote: URIRef
+    chosen: URIRef
+    claimed: URIRef
+    configuration: URIRef
+    cutoff: URIRef
+    decidedBy: URIRef
+    embeddingDimension: URIRef
+    evaluates: URIRef
+    explanation: URIRef
+    forListener: URIRef
+    format: URIRef
+    group: URIRef
+    groupModel: URIRef
+    hasTag: URIRef
+    hashtag: URIRef
+    hostedBy: URIRef
+    implements: URIRef
+    knowledgeEntity: URIRef
+    layers: URIRef
+    learningRate: URIRef
+    listener: URIRef
+    localEpochs: URIRef
+    madeWith: URIRef
+    maxChildren: URIRef
+    measuredOn: URIRef
+    member: URIRef
+    memberOf: URIRef
+    metric: URIRef
+    moduleId: URIRef
+    mutationRate: URIRef
+    nodeName: URIRef
+    outlierThreshold: URIRef
+    playCount: URIRef
+    policy: URIRef
+    revision: URIRef
+    roundNumber: URIRef
+    score: URIRef
+    seedArtist: URIRef
+    seeksHashtag: URIRef
+    sha256: URIRef
+    since: URIRef
+    snapshotOf: URIRef
+    split: URIRef
+    stagnationRounds: URIRef
+    switchMargin: URIRef
+    switchPatience: URIRef
+    tag: URIRef
+    target: URIRef
+    trainingData: URIRef
+    trainingSeconds: URIRef
+    trains: URIRef
+    usesModule: URIRef
+    value: URIRef
+    weighed: URIRef
+    weightDecay: URIRef
+
+    _NS = Namespace("https://w3id.org/spore/ns#")
