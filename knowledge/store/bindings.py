@@ -1,0 +1,160 @@
+"""Bindings as a one-row ``VALUES`` block joined at the start of a query's WHERE group.
+
+The rule, identical for the embedded and the remote store (see docs/store.md):
+
+* **Queries** get ``VALUES (?a ?b) { (<iri> "literal") }`` as the first element of the outermost
+  WHERE group (for ``SELECT * { … }`` / ``ASK { … }`` without the keyword: the first top-level group).
+  Filters, ``OPTIONAL``, ``BIND`` and ``NOT EXISTS`` in that group see the bound value; a sub-query
+  does not (it is evaluated on its own, as SPARQL 1.1 scopes it).
+* **Updates** get the block in the WHERE group of *every* operation. An operation that binds must
+  therefore use the ``DELETE {…} INSERT {…} WHERE {…}`` form; ``INSERT {…} WHERE {}`` inserts bound
+  values once. ``DELETE WHERE {…}`` and ``INSERT DATA``/``DELETE DATA`` take no VALUES (the grammar
+  forbids it) and are refused with a message saying so.
+
+Each term is written in its N-Triples form by pyoxigraph (``str(term)``), which escapes quotes,
+backslashes and line breaks: a value can never end the literal and become query text.
+
+pyoxigraph's own ``substitutions=`` (SEP-0007) was the first choice for the embedded store, but it
+refuses a variable that is not in the SELECT projection, so ``SELECT (COUNT(*) AS ?n) { ?s … }`` could
+not bind ``?s``; a VALUES block measured as fast (bench/store.py) and keeps one semantics for both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from pyoxigraph import BlankNode, Literal, NamedNode, Triple
+
+Term = NamedNode | BlankNode | Literal | Triple
+
+# Hand-written lexer: no SPARQL parser in Python exposes token positions, and we only need to find
+# braces and keywords outside strings, IRIs and comments. Order matters: long strings before short.
+_TOKEN = re.compile(
+    r"""
+      (?P<comment>\#[^\n]*)
+    | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
+                 |'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")
+    | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
+    | (?P<var>[?$][A-Za-z0-9_\u00b7\u00c0-\ufffd]+)
+    | (?P<word>[A-Za-z_][A-Za-z0-9_\-.]*(?::[^\s{}()<>;,"']*)?|:[^\s{}()<>;,"']*)
+    | (?P<open>\{) | (?P<close>\}) | (?P<popen>\() | (?P<pclose>\))
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_QUERY_FORMS = {"select", "ask", "construct", "describe"}
+
+
+class BindingError(ValueError):
+    """Bindings that cannot be applied to this query or update (the message says why)."""
+
+
+def variable_names(text: str) -> set[str]:
+    """Names of the variables mentioned in ``text`` (without ``?``/``$``)."""
+    return {m.group("var")[1:] for m in _TOKEN.finditer(text) if m.lastgroup == "var"}
+
+
+def values_block(bindings: Mapping[str, Term], *, allow_blank_nodes: bool = False) -> str:
+    """``VALUES (?a ?b) { (<x> "y") }`` for one row, each term in escaped N-Triples form."""
+    names: list[str] = []
+    terms: list[str] = []
+    for raw_name, term in bindings.items():
+        name = raw_name.lstrip("?$")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise BindingError(f"not a SPARQL variable name: {raw_name!r}")
+        if not isinstance(term, NamedNode | Literal | BlankNode | Triple):
+            raise BindingError(f"?{name} must be bound to a pyoxigraph term, got {type(term).__name__}")
+        if isinstance(term, BlankNode) and not allow_blank_nodes:
+            raise BindingError(f"?{name}: SPARQL VALUES cannot hold a blank node")
+        names.append(f"?{name}")
+        terms.append(str(term))
+    return f"VALUES ({' '.join(names)}) {{ ({' '.join(terms)}) }}"
+
+
+def bind(text: str, bindings: Mapping[str, Term] | None, *, update: bool = False) -> str:
+    """``text`` with the bindings joined in as a VALUES block; unchanged when there are none.
+
+    Raises :class:`BindingError` when a bound name does not occur in the text (a typo would otherwise
+    silently add a column) or when an update has no WHERE group the block may go into.
+    """
+    if not bindings:
+        return text
+    unknown = {name.lstrip("?$") for name in bindings} - variable_names(text)
+    if unknown:
+        listed = ", ".join(f"?{name}" for name in sorted(unknown))
+        raise BindingError(f"the {'update' if update else 'query'} has no variable {listed} to bind")
+    block = values_block(bindings)
+    if not update:
+        position = _query_group(text)
+        if position is None:
+            return f"{text}\n{block}\n"
+        return f"{text[:position]} {block}\n{text[position:]}"
+    # Insert from the end so earlier offsets stay valid.
+    for position in reversed(_update_groups(text)):
+        text = f"{text[:position]} {block}\n{text[position:]}"
+    return text
+
+
+def _query_group(text: str) -> int | None:
+    """Offset just after the ``{`` opening the outermost WHERE group; ``None`` where none may hold VALUES.
+
+    ``CONSTRUCT WHERE {…}`` holds only a triples template and ``DESCRIBE <x>`` has no group: those
+    get a trailing VALUES clause, which for them joins the same way.
+    """
+    depth = parens = 0
+    seen_form = after_where = False
+    previous_word = ""
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "open":
+            if depth == 0 and parens == 0 and (after_where or (seen_form and previous_word != "construct")):
+                return match.end()
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+        elif kind == "popen":
+            parens += 1
+        elif kind == "pclose":
+            parens -= 1
+        elif kind == "word" and depth == 0 and parens == 0:
+            word = match.group().lower()
+            if word in _QUERY_FORMS:
+                seen_form = True
+            elif word == "where":
+                if previous_word == "construct":
+                    return None
+                after_where = True
+            previous_word = word
+    return None
+
+
+def _update_groups(text: str) -> list[int]:
+    """Offsets just after the ``{`` of every top-level WHERE group in an update request."""
+    positions: list[int] = []
+    depth = 0
+    previous_word = ""
+    awaiting_group = False
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "open":
+            if depth == 0 and awaiting_group:
+                positions.append(match.end())
+                awaiting_group = False
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+        elif kind == "word" and depth == 0:
+            word = match.group().lower()
+            if word == "where":
+                if previous_word == "delete":
+                    raise BindingError(
+                        "DELETE WHERE {…} cannot take bindings; write DELETE {…} WHERE {…} instead"
+                    )
+                awaiting_group = True
+            elif word == "data" and previous_word in {"insert", "delete"}:
+                raise BindingError(f"{previous_word.upper()} DATA cannot take bindings; use a WHERE clause")
+            previous_word = word
+    if not positions:
+        raise BindingError("the update has no WHERE group to bind values in")
+    return positions
