@@ -15,6 +15,7 @@ import click
 
 # name -> "module:attribute" of a click command; the only place a subcommand is registered.
 COMMANDS: dict[str, str] = {
+    "validate": "agents.commands.validate:validate",
 }
 
 
