@@ -80,11 +80,11 @@ def bind(text: str, bindings: Mapping[str, Term] | None, *, update: bool = False
     """
     if not bindings:
         return text
+    block = values_block(bindings)
     unknown = {name.lstrip("?$") for name in bindings} - variable_names(text)
     if unknown:
         listed = ", ".join(f"?{name}" for name in sorted(unknown))
         raise BindingError(f"the {'update' if update else 'query'} has no variable {listed} to bind")
-    block = values_block(bindings)
     if not update:
         position = _query_group(text)
         if position is None:
@@ -111,6 +111,7 @@ def _query_group(text: str) -> int | None:
             if depth == 0 and parens == 0 and (after_where or (seen_form and previous_word != "construct")):
                 return match.end()
             depth += 1
+            previous_word = ""
         elif kind == "close":
             depth -= 1
         elif kind == "popen":
@@ -142,6 +143,7 @@ def _update_groups(text: str) -> list[int]:
                 positions.append(match.end())
                 awaiting_group = False
             depth += 1
+            previous_word = ""
         elif kind == "close":
             depth -= 1
         elif kind == "word" and depth == 0:

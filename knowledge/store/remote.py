@@ -145,25 +145,13 @@ class SparqlEndpointStore:
         self.extend(quads)
 
     def extend(self, quads: Iterable[Quad]) -> None:
-        """Add quads: one Graph Store POST per graph, or ``INSERT DATA`` in chunks.
+        """Add quads with ``INSERT DATA``, ``insert_chunk`` quads per request.
 
-        Blank nodes keep their identity only within one request (SPARQL makes blank nodes in each
-        ``INSERT DATA`` fresh), so without a Graph Store URL a blank node shared across chunk
-        boundaries becomes two; raise ``insert_chunk`` for such data.
+        Not through the Graph Store Protocol: it takes one graph per request, and SPARQL makes the
+        blank nodes of every request fresh, so a blank node used in two graphs would become two.
+        The same holds across chunks: raise ``insert_chunk`` for data whose blank nodes span more.
         """
         iterator = iter(quads)
-        if self.graph_store_url is not None:
-            ordered = sorted(iterator, key=lambda q: str(q.graph_name))
-            for graph, group in groupby(ordered, key=lambda q: q.graph_name):
-                body = serialize((q.triple for q in group), format=RdfFormat.N_TRIPLES) or b""
-                self._send(
-                    "POST",
-                    self.graph_store_url,
-                    params=_graph_parameter(graph),
-                    content=body,
-                    headers={"Content-Type": RdfFormat.N_TRIPLES.media_type},
-                )
-            return
         while chunk := list(islice(iterator, self.insert_chunk)):
             self._send("POST", self.update_url, data={"update": _insert_data(chunk)})
 
