@@ -1,0 +1,276 @@
+"""Asynchronous processing of accepted activities: side effects by type, then RDF into the nodes' graphs.
+
+The inbox answers 202 as soon as an activity is verified; this worker does the rest. Activities are
+taken in batches so that the store sees one write per batch rather than one per activity (the store
+write, not the signature check, is what limits inbox throughput).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import nh3
+import pyoxigraph as ox
+
+from federation.actors import ActorDirectory, ActorKind, LocalActor
+from federation.config import GroupSpec
+from federation.jsonld import UnknownContext, to_quads
+from federation.keyring import RemoteKey, actor_endpoints
+from federation.outbox import Outbox
+from federation.state import FederationState, Relation
+from federation.vocab import ActivityType, id_of, ids_of, types_of
+
+__all__ = ["Processor", "AdmissionPolicy", "QuadSink", "sanitise", "peers_graph"]
+
+log = logging.getLogger(__name__)
+
+# The node runtime decides who may join a learning group; the default admits anyone not blocked.
+AdmissionPolicy = Callable[[GroupSpec, str], bool]
+FetchActor = Callable[[str], Awaitable[dict[str, Any]]]
+_TEXT_KEYS = ("content", "summary", "name")
+
+
+class QuadSink(Protocol):
+    """The part of :class:`knowledge.store.KnowledgeStore` the processor writes through."""
+
+    def extend(self, quads: Any) -> None: ...
+
+
+def peers_graph(actor_id: str) -> ox.NamedNode:
+    """The graph holding what a local actor received from peers (``{node}/graphs/peers``)."""
+    return ox.NamedNode(f"{actor_id}/graphs/peers")
+
+
+def sanitise(document: Any) -> Any:
+    """A copy with every HTML text (content, summary, name and their language maps) cleaned by nh3.
+
+    Received HTML is attacker-controlled; cleaning it once on arrival means nothing downstream (the
+    HTML view, a SPARQL result rendered in a browser) can show a script from a peer.
+    """
+    if isinstance(document, list):
+        return [sanitise(item) for item in document]
+    if not isinstance(document, dict):
+        return document
+    cleaned: dict[str, Any] = {}
+    for key, value in document.items():
+        base = key.removesuffix("Map")
+        if base in _TEXT_KEYS and isinstance(value, str):
+            cleaned[key] = nh3.clean(value)
+        elif base in _TEXT_KEYS and key.endswith("Map") and isinstance(value, dict):
+            cleaned[key] = {
+                lang: nh3.clean(text) if isinstance(text, str) else text for lang, text in value.items()
+            }
+        elif key == "@context":
+            cleaned[key] = value
+        else:
+            cleaned[key] = sanitise(value)
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Received:
+    activity: dict[str, Any]
+    signer: RemoteKey
+    inbox_owner: str | None
+
+
+def _default_admission(group: GroupSpec, actor: str) -> bool:
+    return True
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        actors: ActorDirectory,
+        state: FederationState,
+        outbox: Outbox,
+        store: QuadSink,
+        fetch_actor: FetchActor,
+        clock: Callable[[], float],
+        admission: AdmissionPolicy = _default_admission,
+        queue_size: int = 10_000,
+        batch_size: int = 256,
+    ) -> None:
+        self.actors = actors
+        self.state = state
+        self.outbox = outbox
+        self.store = store
+        self.fetch_actor = fetch_actor
+        self.clock = clock
+        self.admission = admission
+        self.batch_size = batch_size
+        self.queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=queue_size)
+        self.processed = 0
+
+    async def submit(self, activity: dict[str, Any], signer: RemoteKey, inbox_owner: str | None) -> bool:
+        try:
+            self.queue.put_nowait(Received(activity, signer, inbox_owner))
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def drain(self) -> None:
+        """Wait until everything accepted so far is processed (deterministic tests)."""
+        await self.queue.join()
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self.process_batch(batch)
+            except Exception:  # one poisoned batch must not stop the worker
+                log.exception("processing a batch of %d activities failed", len(batch))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def process_batch(self, batch: list[Received]) -> None:
+        quads: list[ox.Quad] = []
+        for item in batch:
+            activity = sanitise(item.activity)
+            recipients = self.recipients(activity, item.inbox_owner)
+            try:
+                await self.handle(activity, item.signer, recipients)
+            except Exception:
+                log.exception("handling %s failed", activity.get("id"))
+            quads.extend(self.as_quads(activity, recipients))
+        if quads:
+            await asyncio.to_thread(self.store.extend, quads)
+        self.processed += len(batch)
+
+    def as_quads(self, activity: dict[str, Any], recipients: list[LocalActor]) -> list[ox.Quad]:
+        document = (
+            activity
+            if "@context" in activity
+            else {"@context": "https://www.w3.org/ns/activitystreams", **activity}
+        )
+        try:
+            triples = to_quads(document)
+        except (UnknownContext, SyntaxError, ValueError) as error:
+            log.warning("activity %s not stored as RDF: %s", activity.get("id"), error)
+            return []
+        return [
+            ox.Quad(t.subject, t.predicate, t.object, peers_graph(actor.id))
+            for actor in recipients
+            for t in triples
+        ]
+
+    def recipients(self, activity: dict[str, Any], inbox_owner: str | None) -> list[LocalActor]:
+        """Local actors an activity concerns: the inbox owner, or (shared inbox) all addressed or related."""
+        if inbox_owner is not None:
+            owner = self.actors.by_id(inbox_owner)
+            return [owner] if owner else []
+        found: dict[str, LocalActor] = {}
+        for key in ("to", "cc", "bto", "bcc", "audience", "object"):
+            for iri in ids_of(activity.get(key)):
+                actor = self.actors.by_id(iri.removesuffix("/followers"))
+                if actor is not None:
+                    found[actor.id] = actor
+        actor_id = id_of(activity.get("actor"))
+        if actor_id:
+            for local in self.state.locals_related_to(
+                actor_id, [Relation.FOLLOWING, Relation.FOLLOWER, Relation.MEMBER]
+            ):
+                actor = self.actors.by_id(local)
+                if actor is not None:
+                    found[actor.id] = actor
+        return list(found.values()) or [self.actors.instance]
+
+    async def _inbox_of(self, signer: RemoteKey, actor_id: str) -> tuple[str | None, str | None]:
+        document = (
+            signer.actor
+            if signer.actor is not None and signer.owner == actor_id
+            else await self.fetch_actor(actor_id)
+        )
+        return actor_endpoints(document)
+
+    async def handle(self, activity: dict[str, Any], signer: RemoteKey, recipients: list[LocalActor]) -> None:
+        kinds = types_of(activity)
+        actor_id = signer.owner
+        target = self.actors.by_id(id_of(activity.get("object")) or "")
+        now = self.clock()
+        if ActivityType.FOLLOW in kinds and target is not None:
+            inbox, shared = await self._inbox_of(signer, actor_id)
+            if inbox is None:
+                return
+            blocked = self.state.relation_state(target.id, actor_id, Relation.BLOCKING) is not None
+            if blocked:
+                self.outbox.respond(target, ActivityType.REJECT, activity, inbox)
+                return
+            kind = Relation.MEMBER if target.kind is ActorKind.GROUP else Relation.FOLLOWER
+            self.state.relate(
+                target.id,
+                actor_id,
+                kind,
+                activity_id=activity["id"],
+                inbox=inbox,
+                shared_inbox=shared,
+                now=now,
+            )
+            self.outbox.respond(target, ActivityType.ACCEPT, activity, inbox)
+        elif ActivityType.JOIN in kinds and target is not None and target.group is not None:
+            inbox, shared = await self._inbox_of(signer, actor_id)
+            if inbox is None:
+                return
+            admitted = self.state.relation_state(
+                target.id, actor_id, Relation.BLOCKING
+            ) is None and self.admission(target.group, actor_id)
+            if admitted:
+                self.state.relate(
+                    target.id,
+                    actor_id,
+                    Relation.MEMBER,
+                    activity_id=activity["id"],
+                    inbox=inbox,
+                    shared_inbox=shared,
+                    now=now,
+                )
+            self.outbox.respond(
+                target, ActivityType.ACCEPT if admitted else ActivityType.REJECT, activity, inbox
+            )
+        elif ActivityType.LEAVE in kinds and target is not None:
+            self.state.unrelate(target.id, actor_id, Relation.MEMBER)
+        elif kinds & {ActivityType.ACCEPT, ActivityType.REJECT}:
+            self._settle_request(activity, actor_id, accepted=ActivityType.ACCEPT in kinds)
+        elif ActivityType.UNDO in kinds:
+            undone = activity.get("object")
+            undone_types = types_of(undone) if isinstance(undone, dict) else frozenset()
+            if isinstance(undone, dict) and id_of(undone.get("actor")) != actor_id:
+                return  # only the author may undo an activity
+            local = self.actors.by_id(id_of(undone.get("object")) if isinstance(undone, dict) else "" or "")
+            if local is not None and undone_types & {ActivityType.FOLLOW, ActivityType.JOIN}:
+                self.state.unrelate(local.id, actor_id, Relation.FOLLOWER)
+                self.state.unrelate(local.id, actor_id, Relation.MEMBER)
+            elif isinstance(undone, str):
+                relation = self.state.relation_by_activity(undone)
+                if relation is not None and relation[1] == actor_id:
+                    self.state.unrelate(*relation)
+        elif ActivityType.BLOCK in kinds and target is not None:
+            # The blocker no longer wants our posts nor to follow us (Mastodon semantics).
+            self.state.unrelate(target.id, actor_id, Relation.FOLLOWER)
+            self.state.unrelate(target.id, actor_id, Relation.FOLLOWING)
+            self.state.relate(target.id, actor_id, "blocked-by", activity_id=activity["id"], now=now)
+
+    def _settle_request(self, activity: dict[str, Any], actor_id: str, *, accepted: bool) -> None:
+        request = activity.get("object")
+        request_id = id_of(request)
+        relation = self.state.relation_by_activity(request_id) if request_id else None
+        if relation is None and isinstance(request, dict):
+            # Some servers answer with a copy of our Follow lacking its id: match on (actor, object).
+            local, remote = id_of(request.get("actor")), id_of(request.get("object"))
+            if local and remote == actor_id:
+                relation = (local, remote, Relation.FOLLOWING)
+        if relation is None or relation[1] != actor_id:
+            return  # an Accept for something we never asked this actor
+        local, remote, kind = relation
+        if accepted:
+            self.state.relate(local, remote, kind, state="accepted", now=self.clock())
+        else:
+            self.state.unrelate(local, remote, kind)

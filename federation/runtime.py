@@ -1,0 +1,190 @@
+"""A host's federation runtime: every part wired once from config plus injected store, clock and rng.
+
+:func:`federation.host.build_host` puts one of these behind a FastAPI app; tests and the node runtime
+use its methods (follow, publish, ...) directly. Nothing here is module-global, so two hosts in one
+process (as the tests run them) share no state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from federation.actors import ActorDirectory, LocalActor
+from federation.client import FederationClient, SigningScheme
+from federation.config import HostConfig
+from federation.delivery import Delivery, DeliveryQueue
+from federation.inbox import InboxPipeline
+from federation.keyring import KeyRing, actor_endpoints
+from federation.outbox import Outbox
+from federation.processing import AdmissionPolicy, Processor, QuadSink, _default_admission
+from federation.ratelimit import RateLimiter
+from federation.ssrf import Resolver, SsrfPolicy, system_resolver
+from federation.state import FederationState, Relation
+
+__all__ = ["HostRuntime"]
+
+
+@dataclass
+class HostRuntime:
+    config: HostConfig
+    store: QuadSink
+    clock: Callable[[], float]
+    rng: random.Random
+    admission: AdmissionPolicy = _default_admission
+    resolver: Resolver = system_resolver
+    signing_scheme: SigningScheme = SigningScheme.CAVAGE
+    actors: ActorDirectory = field(init=False)
+    state: FederationState = field(init=False)
+    deliveries: DeliveryQueue = field(init=False)
+    client: FederationClient = field(init=False)
+    keyring: KeyRing = field(init=False)
+    outbox: Outbox = field(init=False)
+    processor: Processor = field(init=False)
+    pipeline: InboxPipeline = field(init=False)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        data_dir = Path(config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        limits = config.limits
+        self.actors = ActorDirectory(config)
+        self.state = FederationState(data_dir / "federation.sqlite3")
+        self.deliveries = DeliveryQueue(
+            data_dir / "deliveries.sqlite3",
+            clock=self.clock,
+            rng=self.rng,
+            capacity=limits.delivery_queue_size,
+        )
+        policy = SsrfPolicy(allow_loopback=config.allow_loopback, allow_private=config.allow_private)
+        self.client = FederationClient(
+            policy=policy, clock=self.clock, verify=config.tls_verify, resolver=self.resolver
+        )
+        self.keyring = KeyRing(self.fetch_signed, local=self.actors.local_key, clock=self.clock)
+        self.outbox = Outbox(
+            base_url=config.base_url,
+            actors=self.actors,
+            state=self.state,
+            deliveries=self.deliveries,
+            clock=self.clock,
+        )
+        self.processor = Processor(
+            actors=self.actors,
+            state=self.state,
+            outbox=self.outbox,
+            store=self.store,
+            fetch_actor=self.fetch_signed,
+            clock=self.clock,
+            admission=self.admission,
+            queue_size=limits.inbox_queue_size,
+        )
+        self.pipeline = InboxPipeline(
+            keyring=self.keyring,
+            limiter=RateLimiter(rate=limits.rate_per_second, burst=limits.rate_burst, clock=self.clock),
+            clock=self.clock,
+            first_sighting=self.state.first_sighting,
+            accept=self.processor.submit,
+            is_blocked=self.is_blocked,
+            max_body_bytes=limits.max_body_bytes,
+            max_depth=limits.max_json_depth,
+            window_seconds=limits.clock_window_seconds,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._tasks = [
+            asyncio.create_task(self.processor.run(), name="spore-inbox-worker"),
+            asyncio.create_task(self.deliveries.run(self.deliver), name="spore-delivery-worker"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.aclose()
+        self.state.close()
+        self.deliveries.close()
+
+    async def settle(self, *, timeout: float = 10.0) -> None:
+        """Wait until accepted activities are processed and due deliveries are attempted (for tests)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            await self.processor.drain()
+            if not self.deliveries.due() and self.processor.queue.empty():
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError("host did not settle")
+
+    # -- edges ---------------------------------------------------------------------------------------
+    async def fetch_signed(self, url: str) -> dict[str, Any]:
+        """GET a remote document signed by the instance actor (works with Mastodon's authorized fetch)."""
+        return await self.client.get_json(url, sign_as=self.actors.instance.key, scheme=self.signing_scheme)
+
+    async def deliver(self, delivery: Delivery) -> int | None:
+        sender = self.actors.by_id(delivery.sender)
+        if sender is None:
+            return 410  # the local actor is gone; nothing can sign this any more
+        response = await self.client.post(
+            delivery.inbox, delivery.body, sign_as=sender.key, scheme=self.signing_scheme
+        )
+        return response.status_code
+
+    def is_blocked(self, local: str | None, remote: str) -> bool:
+        if local is None:
+            return False
+        return self.state.relation_state(local, remote, Relation.BLOCKING) is not None
+
+    def local(self, name: str) -> LocalActor:
+        actor = self.actors.nodes.get(name) or self.actors.groups.get(name)
+        if actor is None:
+            raise KeyError(f"no local node or group named {name!r}")
+        return actor
+
+    async def _inbox(self, remote: str) -> str:
+        inbox, _shared = actor_endpoints(await self.fetch_signed(remote))
+        if inbox is None:
+            raise ValueError(f"{remote} has no inbox")
+        return inbox
+
+    # -- what a node does (called by the node runtime) ---------------------------------------------------
+    async def follow(self, name: str, remote: str) -> dict[str, Any]:
+        return self.outbox.follow(self.local(name), remote, await self._inbox(remote))
+
+    async def unfollow(self, name: str, remote: str) -> dict[str, Any]:
+        actor = self.local(name)
+        follow = {"id": None, "type": "Follow", "actor": actor.id, "object": remote}
+        for item in self.state.outgoing(actor.id, offset=0, limit=1000):
+            if item.get("type") == "Follow" and item.get("object") == remote:
+                follow = {key: value for key, value in item.items() if key != "@context"}
+                break
+        return self.outbox.unfollow(actor, remote, await self._inbox(remote), follow)
+
+    async def block(self, name: str, remote: str) -> dict[str, Any]:
+        return self.outbox.block(self.local(name), remote, await self._inbox(remote))
+
+    async def join(self, name: str, group: str) -> dict[str, Any]:
+        return self.outbox.join(self.local(name), group, await self._inbox(group))
+
+    async def leave(self, name: str, group: str) -> dict[str, Any]:
+        return self.outbox.leave(self.local(name), group, await self._inbox(group))
+
+    async def publish(
+        self,
+        name: str,
+        spore_object: dict[str, Any],
+        *,
+        text: str,
+        hashtag: str,
+        groups: list[str] = (),  # type: ignore[assignment]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        inboxes = [await self._inbox(group) for group in groups]
+        return self.outbox.publish(
+            self.local(name), spore_object, text=text, hashtag=hashtag, extra_inboxes=inboxes
+        )

@@ -1,0 +1,107 @@
+"""ActivityStreams 2.0 types a fungus node sends and accepts, and small pure helpers to read documents.
+
+Activities travel as compacted JSON-LD in the AS2 context, so handlers read plain keys; these helpers
+keep the many shapes a key may take (a string, an object with ``id``, a list of either) in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ActivityType",
+    "ActorType",
+    "PUBLIC",
+    "AS_NS",
+    "ids_of",
+    "id_of",
+    "types_of",
+    "origin_of",
+    "same_origin",
+    "json_depth",
+]
+
+AS_NS = "https://www.w3.org/ns/activitystreams#"
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+_PUBLIC_ALIASES = frozenset({PUBLIC, "as:Public", "Public"})
+
+
+class ActivityType(enum.StrEnum):
+    """The activities a node handles (all in the AS2 vocabulary)."""
+
+    FOLLOW = "Follow"
+    ACCEPT = "Accept"
+    REJECT = "Reject"
+    UNDO = "Undo"
+    CREATE = "Create"
+    UPDATE = "Update"
+    DELETE = "Delete"
+    ANNOUNCE = "Announce"
+    BLOCK = "Block"
+    JOIN = "Join"
+    LEAVE = "Leave"
+    INVITE = "Invite"
+    LIKE = "Like"
+
+
+class ActorType(enum.StrEnum):
+    SERVICE = "Service"  # a fungus node: Mastodon shows Service actors as bots
+    APPLICATION = "Application"  # the host's instance actor
+    GROUP = "Group"  # a learning group
+    PERSON = "Person"
+    ORGANIZATION = "Organization"
+
+
+ACTOR_TYPES = frozenset(t.value for t in ActorType)
+
+
+def ids_of(value: Any) -> Iterator[str]:
+    """Every IRI in a property value: a string, an object with ``id``/``href``, or a list of those."""
+    if isinstance(value, str):
+        yield PUBLIC if value in _PUBLIC_ALIASES else value
+    elif isinstance(value, dict):
+        identifier = value.get("id", value.get("href"))
+        if isinstance(identifier, str):
+            yield identifier
+    elif isinstance(value, list):
+        for item in value:
+            yield from ids_of(item)
+
+
+def id_of(value: Any) -> str | None:
+    return next(ids_of(value), None)
+
+
+def types_of(document: Any) -> frozenset[str]:
+    if not isinstance(document, dict):
+        return frozenset()
+    kind = document.get("type", ())
+    return frozenset([kind] if isinstance(kind, str) else [k for k in kind if isinstance(k, str)])
+
+
+def origin_of(iri: str) -> str:
+    """``scheme://host[:port]`` of an IRI, lower-cased: the unit of trust in ActivityPub."""
+    parts = urlsplit(iri)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def same_origin(first: str, second: str) -> bool:
+    return origin_of(first) == origin_of(second)
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (a recursive walk is itself a stack-exhaustion bug)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
