@@ -18,6 +18,7 @@ __all__ = ["RdfDocument", "UnreadableDocument", "load_document", "to_rdflib"]
 
 ACCEPT = "text/turtle, application/n-triples;q=0.9, application/ld+json;q=0.8, application/rdf+xml;q=0.5"
 FETCH_TIMEOUT_S = 10.0
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 
 class UnreadableDocument(Exception):
@@ -53,6 +54,9 @@ def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal, bnodes: dict[str, BNod
         return bnodes.setdefault(term.value, BNode())
     if term.language:
         return Literal(term.value, lang=term.language)
+    if term.datatype.value == XSD_STRING:
+        # RDF 1.1 has no untyped literals, but rdflib tells "x" from "x"^^xsd:string: use its plain form.
+        return Literal(term.value)
     return Literal(term.value, datatype=URIRef(term.datatype.value))
 
 

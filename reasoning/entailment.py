@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from rdflib import RDF, RDFS, BNode, Graph, Literal, URIRef
+from rdflib import RDF, RDFS, BNode, Graph, URIRef
 from rdflib.term import Node
 
 __all__ = ["OntologyIndex", "Triple"]
@@ -95,12 +95,17 @@ class OntologyIndex:
             schema_triples=tuple(schema),
         )
 
-    def entailed(self, triples: Iterable[Triple]) -> Iterator[Triple]:
+    def entailed(self, triples: Iterable[Triple], *, type_iris_by_range: bool = True) -> Iterator[Triple]:
         """The type and super-property triples RDFS entails from instance triples.
 
         Yields triples that may already be present; callers add them to a set or graph. Literals get
         no types (RDFS would need generalised RDF for that) and schema-level triples are not
         re-derived: the ontology is not data.
+
+        With ``type_iris_by_range=False`` only blank nodes are typed by rdfs:range. Validation uses
+        that: a blank node is described where it is mentioned, but an IRI in object position is a
+        link (``spore:blueprint <…>``), and typing it would make the shapes demand its whole
+        description in a document that only points to it.
         """
         for subject, predicate, obj in triples:
             if not isinstance(predicate, URIRef):
@@ -115,17 +120,17 @@ class OntologyIndex:
                     yield subject, ancestor, obj
             for cls_ in self.domains.get(predicate, ()):
                 yield subject, RDF.type, cls_
-            if isinstance(obj, URIRef | BNode) and not isinstance(obj, Literal):
+            if isinstance(obj, BNode) or (type_iris_by_range and isinstance(obj, URIRef)):
                 for cls_ in self.ranges.get(predicate, ()):
                     yield obj, RDF.type, cls_
 
-    def closure(self, data: Graph) -> Graph:
+    def closure(self, data: Graph, *, type_iris_by_range: bool = True) -> Graph:
         """A new graph: the data, the ontology's schema triples and everything entailed from them."""
         result = Graph()
         for triple in data:
             result.add(triple)
         for triple in self.schema_triples:
             result.add(triple)
-        for triple in list(self.entailed(data)):
+        for triple in list(self.entailed(data, type_iris_by_range=type_iris_by_range)):
             result.add(triple)
         return result

@@ -30,8 +30,10 @@ class Entailment(StrEnum):
     """Which consequences of the ontology the data is validated with.
 
     ``rdfs`` (the default) derives types from rdfs:subClassOf, rdfs:subPropertyOf, rdfs:domain and
-    rdfs:range in one pass (:mod:`reasoning.entailment`); ``owlrl`` runs owlrl's full OWL RL closure
-    (slower, same result for SPORE's shapes); ``none`` validates the data as written.
+    rdfs:range in one pass (:mod:`reasoning.entailment`), typing only blank nodes by range, so that a
+    link to a resource described elsewhere is not mistaken for an incomplete description of it;
+    ``owlrl`` runs owlrl's full OWL RL closure (slow, and it types linked IRIs too, so use it on
+    self-contained documents); ``none`` validates the data as written.
     """
 
     NONE = "none"
@@ -130,7 +132,7 @@ class Validator:
                 prepared.add(triple)
             return prepared
         if entailment is Entailment.RDFS:
-            return self.index.closure(data)
+            return self.index.closure(data, type_iris_by_range=False)
         import owlrl  # imported here: owlrl is slow to import and only this option needs it
 
         prepared = Graph()
