@@ -15,7 +15,9 @@ import click
 
 # name -> "module:attribute" of a click command; the only place a subcommand is registered.
 COMMANDS: dict[str, str] = {
+    "init": "agents.commands.init:init",
     "validate": "agents.commands.validate:validate",
+    "query": "agents.commands.query:query",
 }
 
 
