@@ -1,0 +1,34 @@
+# The two commands a newcomer needs (see README): `make run` and `make test`.
+# Each sets up what it needs first; setting up twice does nothing the second time.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup setup-test lint
+
+# The main job. Until `spore demo` exists it validates the example blueprints.
+run: setup
+	$(BIN)/spore validate examples/blueprints/*.ttl
+
+test: setup-test
+	$(BIN)/python -m pytest
+
+lint: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+setup: $(VENV)/.spore-installed
+
+# CPU torch first, from the exact version: a bare torch requirement would pull a CUDA build of several GB.
+$(VENV)/.spore-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# What the tests start beside the project: real Fediverse peers (Fedify under Node 22, fediverse-pasture).
+setup-test: setup
+	bash .ci/install-fedify.sh
+	bash .ci/install-pasture.sh
