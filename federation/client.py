@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -54,9 +55,11 @@ class FederationClient:
         self.clock = clock
         self.max_response_bytes = max_response_bytes
         self.resolver = resolver
+        # A CA bundle path (a self-signed local fungiverse) becomes an SSL context, as httpx asks.
+        tls = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         self._http = httpx.AsyncClient(
             timeout=timeout,
-            verify=verify,
+            verify=tls,
             follow_redirects=False,
             transport=transport,
             headers={"user-agent": user_agent},

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 import ontology
 from federation.actors import ActorKind, LocalActor, collection, collection_page
 from federation.client import AP_CONTENT_TYPE
-from federation.config import HostConfig
+from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
 from federation.inbox import InboxResult, Verdict
 from federation.nodeinfo import discovery, nodeinfo
 from federation.processing import AdmissionPolicy, QuadSink, _default_admission
@@ -34,7 +35,7 @@ from federation.ssrf import Resolver, system_resolver
 from federation.state import Relation
 from federation.webfinger import JRD_MEDIA_TYPE, WebFingerError, host_meta, jrd, lookup
 
-__all__ = ["build_host", "RunningHost", "wants_activity_json"]
+__all__ = ["build_host", "RunningHost", "start_local_host", "bind_loopback", "wants_activity_json"]
 
 _AP_TYPES = ("application/activity+json", "application/ld+json")
 _JSON_TYPES = (*_AP_TYPES, "application/json", "*/*", "application/*")
@@ -354,3 +355,45 @@ class RunningHost:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def start_local_host(
+    data_dir: Path,
+    *,
+    nodes: tuple[NodeSpec, ...] = (),
+    groups: tuple[GroupSpec, ...] = (),
+    store: QuadSink | None = None,
+    limits: Limits | None = None,
+    tls: tuple[Path, Path] | None = None,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    admission: AdmissionPolicy = _default_admission,
+) -> RunningHost:
+    """Start a loopback host in a thread (a local fungiverse, tests, the benchmark); loopback fetches allowed.
+
+    With ``tls=(cert, key)`` it serves ``https://localhost:PORT`` and trusts that certificate for its
+    own outgoing fetches.
+    """
+    from knowledge.store import EmbeddedStore
+
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    base_url = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
+    config = HostConfig(
+        base_url=base_url,
+        data_dir=data_dir,
+        nodes=nodes,
+        groups=groups,
+        allow_loopback=True,
+        limits=limits or Limits(),
+        tls_verify=str(tls[0]) if tls else True,
+    )
+    app = build_host(
+        config,
+        store=store if store is not None else EmbeddedStore(),
+        clock=clock,
+        rng=rng,
+        admission=admission,
+    )
+    cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
+    return RunningHost(app, sock, ssl_certfile=cert, ssl_keyfile=key).start()

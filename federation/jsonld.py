@@ -99,10 +99,13 @@ _PYLD_OPTIONS: dict[str, Any] = {"documentLoader": frozen_loader}
 
 
 def expand(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """pyld expansion; an unknown remote context raises :class:`UnknownContext` (not pyld's wrapper)."""
+    _inline_contexts(document)  # pyld wraps loader errors; check first so callers see the real reason
     return jsonld.expand(document, dict(_PYLD_OPTIONS))
 
 
 def compact(document: dict[str, Any], context: Any) -> dict[str, Any]:
+    _inline_contexts(document)
     return jsonld.compact(document, {"@context": context}, dict(_PYLD_OPTIONS))
 
 
