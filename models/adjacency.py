@@ -1,0 +1,101 @@
+"""Symmetric-normalised adjacency matrices for LightGCN-style propagation.
+
+Computed once per training graph and passed to the models on every call, so that an epoch's many
+forward passes cost one sparse-dense product per layer each, not an edge-list scatter with
+per-call degree normalisation (what ``torch_geometric.nn.models.LightGCN`` does on every call).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from models.data import MusicTensors
+
+__all__ = ["NodeLayout", "bipartite_adjacency", "knowledge_adjacency", "normalized_adjacency"]
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Offsets of each node type in the stacked node matrix (listeners first, then artists, ...)."""
+
+    sizes: tuple[tuple[str, int], ...]
+
+    def offset(self, kind: str) -> int:
+        total = 0
+        for name, size in self.sizes:
+            if name == kind:
+                return total
+            total += size
+        raise KeyError(kind)
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(size for _, size in self.sizes)
+
+
+def normalized_adjacency(
+    source: torch.Tensor, target: torch.Tensor, num_nodes: int, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""The CSR matrix :math:`D^{-1/2} A D^{-1/2}` of the undirected graph with edges (source, target).
+
+    Each edge is added in both directions; duplicate edges are summed. Isolated nodes keep a zero
+    row (their degree is treated as one to avoid a division by zero).
+    """
+    rows = torch.cat([source, target])
+    cols = torch.cat([target, source])
+    values = torch.ones(rows.numel()) if weight is None else torch.cat([weight, weight]).float()
+    shape = (num_nodes, num_nodes)
+    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=True).coalesce()
+    rows, cols = matrix.indices()
+    values = matrix.values()
+    degree = torch.zeros(num_nodes).scatter_add_(0, rows, values).clamp(min=1.0)
+    inv_sqrt = degree.pow(-0.5)
+    values = inv_sqrt[rows] * values * inv_sqrt[cols]
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, is_coalesced=True)
+    with warnings.catch_warnings():
+        # CSR is "beta" in torch; its sparse-dense product is what makes propagation fast on CPU.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
+
+
+def bipartite_adjacency(interactions: torch.Tensor, num_listeners: int, num_artists: int) -> torch.Tensor:
+    """Normalised adjacency of the listener–artist graph; node ids: listeners, then artists."""
+    return normalized_adjacency(
+        interactions[0], interactions[1] + num_listeners, num_listeners + num_artists
+    )
+
+
+def knowledge_adjacency(
+    tensors: MusicTensors, *, tag_weight_floor: float = 0.0, use_entities: bool = True
+) -> tuple[torch.Tensor, NodeLayout]:
+    """Normalised adjacency over listeners, artists, tags and knowledge-graph entities.
+
+    Listener–artist edges come from ``tensors.interactions`` (pass the training tensors of a split,
+    never the full set). Artist–tag edges whose weight is at most ``tag_weight_floor`` are dropped,
+    which removes the long tail of tags a single listener applied once. Relation types are not
+    distinguished: an artist–entity triple becomes one undirected artist–entity edge.
+    """
+    layout = NodeLayout(
+        (
+            ("listener", tensors.num_listeners),
+            ("artist", tensors.num_artists),
+            ("tag", tensors.num_tags),
+            ("entity", tensors.num_entities if use_entities else 0),
+        )
+    )
+    artist0, tag0, entity0 = layout.offset("artist"), layout.offset("tag"), layout.offset("entity")
+    sources = [tensors.interactions[0]]
+    targets = [tensors.interactions[1] + artist0]
+    tag_edges = tensors.artist_tags
+    if tensors.artist_tag_weights is not None and tag_weight_floor > 0:
+        tag_edges = tag_edges[:, tensors.artist_tag_weights > tag_weight_floor]
+    sources.append(tag_edges[0] + artist0)
+    targets.append(tag_edges[1] + tag0)
+    if use_entities:
+        sources.append(tensors.artist_entities[0] + artist0)
+        targets.append(tensors.artist_entities[2] + entity0)
+    adjacency = normalized_adjacency(torch.cat(sources), torch.cat(targets), layout.num_nodes)
+    return adjacency, layout

@@ -1,0 +1,177 @@
+r"""Top-K recommendations from a trained model, and their description as linked data.
+
+:class:`RecommendationEngine` propagates the graph once and keeps the final embeddings, so a top-K
+for one listener afterwards is one ``[d] x [d, A]`` product, a mask and a ``topk``.
+
+People who are not listeners of the node get recommendations from artists they name: their
+embedding is *folded in* as the mean of the final embeddings of those artists. For LightGCN this is
+what one propagation step computes for a new listener node linked to exactly those artists (up to
+the degree normalisation), so no retraining is needed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import uuid
+from dataclasses import dataclass
+
+import torch
+from rdflib import RDF, XSD, Graph, Literal, URIRef
+from rdflib.namespace import PROV
+
+from models.data import MusicTensors
+from models.lightgcn import EmbeddingRecommender
+from ontology import PREFIXES, SPORE
+
+__all__ = [
+    "ArtistMatch",
+    "RankedArtist",
+    "RecommendationEngine",
+    "UnknownArtistError",
+    "match_artists",
+    "recommendation_graph",
+]
+
+SCHEMA = PREFIXES["schema"]
+
+
+class UnknownArtistError(LookupError):
+    """Named artists that are not in the catalogue, with close matches for each."""
+
+    def __init__(self, unknown: dict[str, list[str]]) -> None:
+        self.unknown = unknown
+        parts = []
+        for name, suggestions in unknown.items():
+            hint = f" (did you mean {', '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+            parts.append(f"{name!r}{hint}")
+        super().__init__(f"unknown artist{'s' if len(unknown) > 1 else ''}: {'; '.join(parts)}")
+
+
+@dataclass(frozen=True)
+class ArtistMatch:
+    query: str
+    index: int
+    name: str
+
+
+@dataclass(frozen=True)
+class RankedArtist:
+    position: int
+    index: int
+    iri: str
+    name: str
+    score: float
+
+
+def match_artists(names: list[str], tensors: MusicTensors, *, suggestions: int = 3) -> list[ArtistMatch]:
+    """Find each name among the artists, ignoring case (``casefold``) and surrounding spaces.
+
+    Names that match nothing raise one :class:`UnknownArtistError` listing, for each, up to
+    ``suggestions`` catalogue names that :func:`difflib.get_close_matches` finds close.
+    """
+    folded: dict[str, int] = {}
+    for index, name in enumerate(tensors.artist_names):
+        # The first artist with a name wins; Last.fm has a few names twice under different ids.
+        folded.setdefault(name.strip().casefold(), index)
+    matches, unknown = [], {}
+    for query in names:
+        key = query.strip().casefold()
+        if not key:
+            continue
+        if key in folded:
+            index = folded[key]
+            matches.append(ArtistMatch(query, index, tensors.artist_names[index]))
+        else:
+            close = difflib.get_close_matches(key, folded.keys(), n=suggestions, cutoff=0.6)
+            unknown[query.strip()] = [tensors.artist_names[folded[c]] for c in close]
+    if unknown:
+        raise UnknownArtistError(unknown)
+    return matches
+
+
+class RecommendationEngine:
+    """Final embeddings of a trained model over its graph, ready for fast top-K queries."""
+
+    def __init__(self, model: EmbeddingRecommender, graph: torch.Tensor | None, tensors: MusicTensors) -> None:
+        with torch.no_grad():
+            listener_out, artist_out = model(graph)
+        self.listener_embeddings = listener_out.detach().contiguous()
+        self.artist_embeddings = artist_out.detach().contiguous()
+        self.tensors = tensors
+        order = torch.argsort(tensors.interactions[0], stable=True)
+        self._known = tensors.interactions[1, order]
+        counts = torch.bincount(tensors.interactions[0], minlength=tensors.num_listeners)
+        self._pointer = torch.zeros(tensors.num_listeners + 1, dtype=torch.long)
+        self._pointer[1:] = counts.cumsum(0)
+
+    def known_artists(self, listener: int) -> torch.Tensor:
+        return self._known[self._pointer[listener] : self._pointer[listener + 1]]
+
+    def for_listener(self, listener: int, k: int = 20) -> list[RankedArtist]:
+        """The ``k`` best artists the listener has not listened to yet."""
+        scores = self.artist_embeddings @ self.listener_embeddings[listener]
+        return self._top(scores, self.known_artists(listener), k)
+
+    def for_artists(self, artists: list[int], k: int = 20) -> list[RankedArtist]:
+        """The ``k`` best artists for someone who likes ``artists`` (fold-in; those are excluded)."""
+        if not artists:
+            raise ValueError("need at least one liked artist")
+        liked = torch.tensor(sorted(set(artists)), dtype=torch.long)
+        profile = self.artist_embeddings[liked].mean(dim=0)
+        return self._top(self.artist_embeddings @ profile, liked, k)
+
+    def _top(self, scores: torch.Tensor, exclude: torch.Tensor, k: int) -> list[RankedArtist]:
+        scores = scores.clone()
+        scores[exclude] = float("-inf")
+        best = scores.topk(min(k, int(torch.isfinite(scores).sum())))
+        return [
+            RankedArtist(
+                position=position,
+                index=int(index),
+                iri=self.tensors.artists[int(index)],
+                name=self.tensors.artist_names[int(index)],
+                score=float(score),
+            )
+            for position, (score, index) in enumerate(zip(best.values, best.indices, strict=True), start=1)
+        ]
+
+
+def recommendation_graph(
+    ranked: list[RankedArtist],
+    *,
+    made_with: URIRef,
+    listener: str | None = None,
+    seed_artists: tuple[str, ...] = (),
+    iri: URIRef | None = None,
+    generated_at: datetime.datetime | None = None,
+) -> tuple[Graph, URIRef]:
+    """A ``spore:Recommendation`` (a ``schema:ItemList``) of ``ranked``, valid against its shape.
+
+    Exactly one of ``listener`` and ``seed_artists`` says whom it is for.
+    """
+    if (listener is None) == (not seed_artists):
+        raise ValueError("a recommendation is for one listener or from seed artists, not both or neither")
+    graph = Graph()
+    for prefix in ("spore", "schema", "prov", "xsd"):
+        graph.bind(prefix, PREFIXES[prefix])
+    subject = iri or URIRef(f"urn:uuid:{uuid.uuid4()}")
+    when = generated_at or datetime.datetime.now(datetime.UTC)
+    graph.add((subject, RDF.type, SPORE.Recommendation))
+    graph.add((subject, SPORE.madeWith, made_with))
+    graph.add((subject, PROV.generatedAtTime, Literal(when.isoformat(), datatype=XSD.dateTime)))
+    graph.add((subject, URIRef(SCHEMA + "numberOfItems"), Literal(len(ranked), datatype=XSD.integer)))
+    graph.add((subject, URIRef(SCHEMA + "itemListOrder"), URIRef(SCHEMA + "ItemListOrderDescending")))
+    if listener is not None:
+        graph.add((subject, SPORE.forListener, URIRef(listener)))
+    for artist in seed_artists:
+        graph.add((subject, SPORE.seedArtist, URIRef(artist)))
+    for entry in ranked:
+        item = URIRef(f"{subject}#item-{entry.position}")
+        graph.add((subject, URIRef(SCHEMA + "itemListElement"), item))
+        graph.add((item, RDF.type, SPORE.RecommendedItem))
+        graph.add((item, URIRef(SCHEMA + "position"), Literal(entry.position, datatype=XSD.integer)))
+        graph.add((item, URIRef(SCHEMA + "item"), URIRef(entry.iri)))
+        graph.add((item, URIRef(SCHEMA + "name"), Literal(entry.name)))
+        graph.add((item, SPORE.score, Literal(entry.score, datatype=XSD.double)))
+    return graph, subject
