@@ -29,7 +29,12 @@ ARCHITECTURES = {
     "knowledge-lightgcn": SPORE.KnowledgeLightGCN,
     "bpr-mf": SPORE.MatrixFactorization,
 }
-_METRICS = (("recall", SPORE.Recall), ("ndcg", SPORE.NDCG), ("hit_rate", SPORE.HitRate), ("coverage", SPORE.Coverage))
+_METRICS = (
+    ("recall", SPORE.Recall),
+    ("ndcg", SPORE.NDCG),
+    ("hit_rate", SPORE.HitRate),
+    ("coverage", SPORE.Coverage),
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,9 @@ def model_card(
     graph.add((subject, SPORE.configuration, configuration))
     graph.add((configuration, RDF.type, SPORE.ModelConfiguration))
     graph.add((configuration, SPORE.architecture, architecture))
-    graph.add((configuration, SPORE.embeddingDimension, Literal(int(hyper["embedding_dim"]), datatype=XSD.integer)))
+    graph.add(
+        (configuration, SPORE.embeddingDimension, Literal(int(hyper["embedding_dim"]), datatype=XSD.integer))
+    )
     if "num_layers" in hyper:
         graph.add((configuration, SPORE.layers, Literal(int(hyper["num_layers"]), datatype=XSD.integer)))
     graph.add((configuration, SPORE.learningRate, _decimal(config.learning_rate)))

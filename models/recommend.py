@@ -93,7 +93,9 @@ def match_artists(names: list[str], tensors: MusicTensors, *, suggestions: int =
 class RecommendationEngine:
     """Final embeddings of a trained model over its graph, ready for fast top-K queries."""
 
-    def __init__(self, model: EmbeddingRecommender, graph: torch.Tensor | None, tensors: MusicTensors) -> None:
+    def __init__(
+        self, model: EmbeddingRecommender, graph: torch.Tensor | None, tensors: MusicTensors
+    ) -> None:
         with torch.no_grad():
             listener_out, artist_out = model(graph)
         self.listener_embeddings = listener_out.detach().contiguous()

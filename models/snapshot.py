@@ -51,6 +51,7 @@ __all__ = [
 
 SNAPSHOT_SUFFIX = ".safetensors"
 FORMAT = "safetensors"
+METADATA_KEY = "spore"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -87,13 +88,15 @@ def shared_parameters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {name: tensor for name, tensor in state.items() if name.startswith(SHARED_PREFIXES)}
 
 
-def snapshot_bytes(model: EmbeddingRecommender, tensors: MusicTensors, extra: dict[str, str] | None = None) -> bytes:
+def snapshot_bytes(
+    model: EmbeddingRecommender, tensors: MusicTensors, extra: dict[str, str] | None = None
+) -> bytes:
     """The safetensors serialisation of ``model``, deterministic for equal weights and metadata."""
     state = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
     unknown = [n for n in state if not n.startswith(SHARED_PREFIXES + PRIVATE_PREFIXES)]
     if unknown:
         raise SnapshotError(f"parameters neither shared nor private by name: {', '.join(unknown)}")
-    metadata = {
+    fields = {
         "architecture": model.architecture,
         "hyperparameters": json.dumps(model.hyperparameters(), sort_keys=True),
         "listeners_sha256": iri_table_digest(tensors.listeners),
@@ -102,7 +105,9 @@ def snapshot_bytes(model: EmbeddingRecommender, tensors: MusicTensors, extra: di
         "entities_sha256": iri_table_digest(tensors.entities),
         **(extra or {}),
     }
-    return save_safetensors(state, metadata=metadata)
+    # safetensors writes its metadata map in arbitrary order; one key holding sorted JSON keeps the
+    # bytes, and so the content address, identical for identical snapshots.
+    return save_safetensors(state, metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)})
 
 
 def save_snapshot(
@@ -129,8 +134,8 @@ def save_snapshot(
 def _read_metadata(data: bytes) -> dict[str, str]:
     header_length = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + header_length])
-    metadata: dict[str, str] = header.get("__metadata__", {})
-    return metadata
+    fields: dict[str, str] = json.loads(header.get("__metadata__", {}).get(METADATA_KEY, "{}"))
+    return fields
 
 
 def load_snapshot(

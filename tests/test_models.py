@@ -118,7 +118,11 @@ def test_split_refuses_duplicate_pairs() -> None:
 def naive_metrics(scores: torch.Tensor, held: dict[int, set[int]], exclude: dict[int, set[int]], k: int):
     recalls, ndcgs, hits, shown = [], [], [], set()
     for listener, relevant in held.items():
-        ranked = [a for a in scores[listener].argsort(descending=True).tolist() if a not in exclude.get(listener, ())]
+        ranked = [
+            a
+            for a in scores[listener].argsort(descending=True).tolist()
+            if a not in exclude.get(listener, ())
+        ]
         top = ranked[:k]
         shown |= set(top)
         found = [a in relevant for a in top]
@@ -156,7 +160,13 @@ def test_metrics_match_a_naive_loop_on_random_scores() -> None:
     pairs = torch.stack([toy_pairs // 50, toy_pairs % 50])
     held_out, exclude = pairs[:, :120], pairs[:, 120:]
     result = evaluate_ranking(
-        lambda listeners: scores[listeners], held_out, exclude, num_listeners=30, num_artists=50, k=5, batch_size=7
+        lambda listeners: scores[listeners],
+        held_out,
+        exclude,
+        num_listeners=30,
+        num_artists=50,
+        k=5,
+        batch_size=7,
     )
     held: dict[int, set[int]] = {}
     for listener, artist in held_out.T.tolist():
@@ -181,8 +191,12 @@ def test_negative_sampling_avoids_training_pairs() -> None:
 
 
 def _train(model, graph, split, **overrides):
-    config = TrainConfig(**{"epochs": 30, "batch_size": 256, "learning_rate": 0.05, "eval_every": 5, **overrides})
-    report = train_bpr(model, graph, split.train.interactions, config, valid_edges=split.valid, progress=False)
+    config = TrainConfig(
+        **{"epochs": 30, "batch_size": 256, "learning_rate": 0.05, "eval_every": 5, **overrides}
+    )
+    report = train_bpr(
+        model, graph, split.train.interactions, config, valid_edges=split.valid, progress=False
+    )
     return report, evaluate_model(model, graph, split.test, split.train.interactions, k=5)
 
 
@@ -230,7 +244,9 @@ def test_matrix_factorisation_and_knowledge_model_train_on_the_same_harness() ->
     _, mf_metrics = _train(mf, None, split)
     graph, layout = knowledge_adjacency(split.train)
     assert layout.num_nodes == toy.num_listeners + toy.num_artists + toy.num_tags + toy.num_entities
-    kg = KnowledgeLightGCN(toy.num_listeners, toy.num_artists, toy.num_tags, toy.num_entities, embedding_dim=16)
+    kg = KnowledgeLightGCN(
+        toy.num_listeners, toy.num_artists, toy.num_tags, toy.num_entities, embedding_dim=16
+    )
     _, kg_metrics = _train(kg, graph, split)
     assert mf_metrics.recall > 0.2
     assert kg_metrics.recall > 0.3
@@ -250,8 +266,12 @@ def test_itemknn_recommends_within_the_listeners_community() -> None:
     split = split_per_listener(toy, PROTOCOL_80_20, seed=0)
     knn = ItemKNN.fit(split.train.interactions, toy.num_listeners, toy.num_artists, neighbours=10)
     result = evaluate_ranking(
-        knn.score, split.test, split.train.interactions, num_listeners=toy.num_listeners,
-        num_artists=toy.num_artists, k=5,
+        knn.score,
+        split.test,
+        split.train.interactions,
+        num_listeners=toy.num_listeners,
+        num_artists=toy.num_artists,
+        k=5,
     )
     assert result.recall > 0.3
     # Cosine similarity of an artist with itself is dropped, and each row keeps at most 10 neighbours.
