@@ -14,8 +14,8 @@ from enum import StrEnum
 
 from pyoxigraph import NamedNode
 
-from knowledge.store.base import KnowledgeStore, QueryResult
-from knowledge.store.bindings import Term
+from knowledge.store.base import KnowledgeStore, QueryError, QueryResult
+from knowledge.store.bindings import Term, keywords
 
 
 class GraphKind(StrEnum):
@@ -63,7 +63,12 @@ class NodeGraphs:
 
     def query_public(self, query: str, *, bindings: Mapping[str, Term] | None = None) -> QueryResult:
         """Run ``query`` over the public graphs only: their union is the default graph and they are
-        the only named graphs, so neither ``GRAPH ?g`` nor ``FROM <…/private>`` can see private data."""
+        the only named graphs, so neither ``GRAPH ?g`` nor ``FROM <…/private>`` can see private data.
+        Federated ``SERVICE`` calls are refused (:class:`QueryError`)."""
+        # SERVICE makes the store itself fetch a URL of the query's choosing (pyoxigraph does, and
+        # so does a remote endpoint): a public query must not turn this node into an SSRF proxy.
+        if "service" in keywords(query):
+            raise QueryError("SERVICE is not allowed in a query over a node's public graphs")
         public = self.public_graphs
         return self.store.query(query, bindings=bindings, default_graph=public, named_graphs=public)
 

@@ -255,3 +255,11 @@ def test_to_rdflib_merges_graphs_and_keeps_blank_nodes_shared(store: KnowledgeSt
     subjects = {s for s, _, o in graph if str(o) in {"one", "two"}}
     assert len(subjects) == 1
     assert len(to_rdflib(store, G2)) == 2
+
+
+def test_node_public_queries_refuse_federated_service_calls(store: KnowledgeStore) -> None:
+    node = NodeGraphs(NamedNode("https://host.example/nodes/ada"), store)
+    with pytest.raises(QueryError, match="SERVICE is not allowed"):
+        node.query_public("SELECT * WHERE { SeRvIcE <http://169.254.169.254/latest> { ?s ?p ?o } }")
+    # The word inside a literal or an IRI is not a SERVICE call.
+    assert node.query_public("ASK { ?s ?p 'SERVICE <http://x/>' }") is False

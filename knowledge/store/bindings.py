@@ -58,20 +58,30 @@ def variable_names(text: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=2048)
-def _analyse(text: str, update: bool) -> tuple[frozenset[str], tuple[int, ...] | None, str | None]:
-    """Variables, VALUES offsets (``None``: append at the end) or why none fit, per text.
+def _analyse(
+    text: str, update: bool
+) -> tuple[frozenset[str], tuple[int, ...] | None, str | None, frozenset[str]]:
+    """Variables, VALUES offsets (``None``: append at the end) or why none fit, and bare words.
 
     Cached because a node runs the same few named queries thousands of times: the lexer costs
     tens of microseconds, the cached lookup well under one.
     """
-    names = frozenset(m.group("var")[1:] for m in _TOKEN.finditer(text) if m.lastgroup == "var")
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text)]
+    names = frozenset(value[1:] for kind, value in tokens if kind == "var")
+    words = frozenset(value.lower() for kind, value in tokens if kind == "word")
     try:
         if update:
-            return names, tuple(_update_groups(text)), None
+            return names, tuple(_update_groups(text)), None, words
         position = _query_group(text)
-        return names, None if position is None else (position,), None
+        return names, None if position is None else (position,), None, words
     except BindingError as error:
-        return names, (), str(error)
+        return names, (), str(error), words
+
+
+def keywords(text: str) -> frozenset[str]:
+    """The bare words of ``text`` in lower case, outside strings, IRIs and comments (``service``,
+    ``load`` …), for policy checks that must not be fooled by a keyword inside a literal."""
+    return _analyse(text, False)[3]
 
 
 def values_block(bindings: Mapping[str, Term], *, allow_blank_nodes: bool = False) -> str:
@@ -100,7 +110,7 @@ def bind(text: str, bindings: Mapping[str, Term] | None, *, update: bool = False
     if not bindings:
         return text
     block = values_block(bindings)
-    names, positions, problem = _analyse(text, update)
+    names, positions, problem, _ = _analyse(text, update)
     unknown = {name.lstrip("?$") for name in bindings} - names
     if unknown:
         listed = ", ".join(f"?{name}" for name in sorted(unknown))
