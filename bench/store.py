@@ -21,14 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
 import pyoxigraph
 from pyoxigraph import NamedNode, RdfFormat, Variable
 
-from knowledge.store import EmbeddedStore, KnowledgeStore, SparqlEndpointStore
+from knowledge.store import EmbeddedStore, KnowledgeStore, SparqlEndpointStore, Term
 
 GRAPH = NamedNode("https://bench.example/graphs/catalogue")
 LOOKUP = (
@@ -75,7 +75,7 @@ def paired_median_ms(
 
 
 def consume(result: object) -> object:
-    return list(result) if not isinstance(result, bool) else result  # type: ignore[call-overload]
+    return list(result) if isinstance(result, Iterable) else result
 
 
 def measure(store: KnowledgeStore, data: bytes, repeat: int) -> dict[str, float]:
@@ -133,15 +133,15 @@ def main() -> None:
         with EmbeddedStore(Path(scratch) / "embedded") as embedded:
             columns["embedded (disk)"] = measure(embedded, data, args.repeat)
             native = embedded.native
-            substitution = {Variable("item"): NamedNode("https://bench.example/item/7")}
+            substitution: dict[Variable, Term] = {Variable("item"): NamedNode("https://bench.example/item/7")}
             # SEP-0007 substitution only accepts projected variables, so the baseline projects ?item.
             baseline = LOOKUP.replace("SELECT ?name ?next", "SELECT ?item ?name ?next")
             # Interleaved, so that machine noise hits both alike.
             ours, theirs = paired_median_ms(
-                lambda: list(
+                lambda: consume(
                     embedded.query(LOOKUP, bindings={"item": NamedNode("https://bench.example/item/7")})
                 ),
-                lambda: list(native.query(baseline, substitutions=substitution)),
+                lambda: consume(native.query(baseline, substitutions=substitution)),
                 args.repeat * 20,
             )
             columns["embedded (disk)"]["bound lookup, paired: VALUES (ms)"] = ours

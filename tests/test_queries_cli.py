@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pyoxigraph import NamedNode, QueryResultsFormat, RdfFormat, parse, parse_query_results
+from pyoxigraph import NamedNode, QueryResultsFormat, QuerySolutions, RdfFormat, parse, parse_query_results
 
 from agents.cli import main
 from knowledge.store import EmbeddedStore, SparqlEndpointStore
@@ -70,7 +70,9 @@ def test_json_is_sparql_results_json_and_bindings_apply(
         "json",
     )
     assert status == 0
-    rows = list(parse_query_results(out, QueryResultsFormat.JSON))
+    results = parse_query_results(out, QueryResultsFormat.JSON)
+    assert isinstance(results, QuerySolutions)
+    rows = list(results)
     assert [row["band"] for row in rows] == [NamedNode("https://music.example/band/1")]
 
 

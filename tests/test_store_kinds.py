@@ -154,3 +154,13 @@ def test_conflicting_credentials_are_refused() -> None:
         SparqlEndpointStore("http://sparql.test/q", user="a", password="b", token="c")
     with pytest.raises(ValueError, match="go together"):
         SparqlEndpointStore("http://sparql.test/q", user="a")
+
+
+def test_a_reader_can_open_the_store_a_running_node_holds(tmp_path: Path) -> None:
+    with EmbeddedStore(tmp_path / "node") as writer:
+        writer.extend([QUAD])
+        writer.flush()
+        with pytest.raises(StoreUnavailable):
+            EmbeddedStore(tmp_path / "node")  # a second writer would corrupt it: RocksDB's lock says no
+        with EmbeddedStore(tmp_path / "node", read_only=True) as reader:
+            assert reader.count(G) == 1

@@ -26,11 +26,11 @@ from knowledge.store import (
     KnowledgeStore,
     QueryError,
     QueryResult,
-    SparqlEndpointStore,
     StoreError,
     StoreUnavailable,
     Term,
 )
+from knowledge.store.remote import SparqlEndpointStore
 
 _PLAIN_DATATYPES = {
     "http://www.w3.org/2001/XMLSchema#" + name
@@ -164,8 +164,10 @@ def read_query(source: str) -> tuple[str, queries.NamedQuery | None]:
     if source.endswith(".rq") or (len(source) < 4096 and "{" not in source and path.exists()):
         try:
             return path.read_text(encoding="utf-8"), None
-        except (OSError, UnicodeDecodeError) as error:
+        except OSError as error:
             raise UnreadableInput(f"cannot read {source}: {error.strerror or error}") from error
+        except UnicodeDecodeError as error:
+            raise UnreadableInput(f"cannot read {source}: not UTF-8 ({error.reason})") from error
     if "{" in source or any(word in source.upper() for word in ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")):
         # Typed on a command line: the SPORE prefixes come for free (a PREFIX in the text overrides
         # them), on one line of their own that error positions are corrected for.

@@ -83,13 +83,18 @@ class EmbeddedStore:
         default_graph: GraphName | Sequence[GraphName] | None = None,
         named_graphs: Sequence[NamedNode] | None = None,
     ) -> QueryResult:
+        defaults: NamedNode | DefaultGraph | list[NamedNode | BlankNode | DefaultGraph] | None = None
+        names: list[NamedNode | BlankNode] | None = None
         if default_graph is not None or named_graphs is not None:
             # Protocol semantics: naming one part of the dataset leaves the other empty.
-            default_graph = [] if default_graph is None else default_graph
-            named_graphs = [] if named_graphs is None else named_graphs
+            if isinstance(default_graph, NamedNode | DefaultGraph):
+                defaults = default_graph
+            else:
+                defaults = list(default_graph or [])
+            names = list(named_graphs or [])
         try:
             text = bind(query, bindings)
-            result = self._store.query(text, default_graph=default_graph, named_graphs=named_graphs)
+            result = self._store.query(text, default_graph=defaults, named_graphs=names)
         except (SyntaxError, BindingError) as error:
             raise QueryError(str(error)) from error
         except (OSError, RuntimeError) as error:
@@ -127,8 +132,7 @@ class EmbeddedStore:
         if graph is not None and format.supports_datasets:
             # pyoxigraph would write the graph's triples into the default graph; keep their graph name.
             return serialize(self._store.quads_for_pattern(None, None, None, graph), format=format) or b""
-        data: bytes = self._store.dump(format=format, from_graph=graph)
-        return data
+        return self._store.dump(format=format, from_graph=graph) or b""
 
     def clear(self, graph: GraphName | None) -> None:
         try:

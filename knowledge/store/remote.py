@@ -277,7 +277,8 @@ def _insert_data(quads: list[Quad]) -> str:
 
 
 def _media_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower()
 
 
 def _rdf_format(response: httpx.Response) -> RdfFormat:
