@@ -13,16 +13,21 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from interop_peers import (
     PASTURE_DIR,
     PASTURE_VENV,
+    SPORE_CONTEXT_FILE,
+    SPORE_CONTEXT_URL,
     STARTUP_TIMEOUT_S,
     FedifyPeer,
     Pasture,
     free_port,
+    make_tls_certificate,
     require_installed,
     start_fedify_peer,
     wait_until,
@@ -35,8 +40,8 @@ def fedify_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     started: list[FedifyPeer] = []
     workdir = tmp_path_factory.mktemp("fedify")
 
-    def start(name: str = "peer", env: dict[str, str] | None = None) -> FedifyPeer:
-        peer = start_fedify_peer(name, workdir, env)
+    def start(name: str = "peer", **options: Any) -> FedifyPeer:
+        peer = start_fedify_peer(name, workdir, **options)
         started.append(peer)
         return peer
 
@@ -46,8 +51,57 @@ def fedify_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
 
 
 @pytest.fixture(scope="module")
-def fedify_peer(fedify_factory: Callable[..., FedifyPeer]) -> FedifyPeer:
-    return fedify_factory("peer")
+def fedify_peer(fedify_factory: Callable[..., FedifyPeer], tls_certificate: tuple[Path, Path]) -> FedifyPeer:
+    """The peer SPORE hosts talk to: it knows the SPORE context (as w3id.org would serve it),
+    refuses GETs whose signature it cannot verify, and trusts the test certificate for https handles."""
+    return fedify_factory(
+        "peer",
+        contexts={SPORE_CONTEXT_URL: SPORE_CONTEXT_FILE},
+        check_get_signatures=True,
+        env={"NODE_EXTRA_CA_CERTS": str(tls_certificate[0])},
+    )
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(certificate, key) for localhost, self-signed."""
+    return make_tls_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def spore_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """Start SPORE hosts (``spore_hosts("alpha", "beta", tls=cert_and_key)``) with the federation
+    engineer's :class:`federation.host.RunningHost`; all stop at session end.
+
+    A host allows loopback peers (as a local fungiverse does) and keeps received activities in an
+    in-memory store, ``host.runtime.store``. With ``tls`` it serves https on ``localhost``, the only
+    way Fedify resolves ``@name@host`` handles.
+    """
+    from federation.config import HostConfig, NodeSpec
+    from federation.host import RunningHost, bind_loopback, build_host
+    from knowledge.store.embedded import EmbeddedStore
+
+    started: list[RunningHost] = []
+
+    def start(*names: str, tls: tuple[Path, Path] | None = None) -> RunningHost:
+        sock = bind_loopback()
+        port = sock.getsockname()[1]
+        base_url = f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
+        config = HostConfig(
+            base_url=base_url,
+            data_dir=tmp_path_factory.mktemp("host"),
+            nodes=tuple(NodeSpec(name, display_name=f"Fungus {name}") for name in names),
+            allow_loopback=True,
+        )
+        app = build_host(config, store=EmbeddedStore())
+        certfile, keyfile = (str(tls[0]), str(tls[1])) if tls else (None, None)
+        host = RunningHost(app, sock, ssl_certfile=certfile, ssl_keyfile=keyfile).start()
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,15 @@
 // nobody on the SPORE project wrote.
 //
 //   ./node_modules/.bin/node peer.mjs [--port N] [--name peer] [--host 127.0.0.1]
+//       [--context URL=FILE ...] [--check-get-signatures]
+//
+// --check-get-signatures answers a GET of the actor that carries a signature only when Fedify
+// verifies that signature (401 otherwise), so a signed fetch that succeeds proves Fedify accepted
+// its signature. Unsigned GETs are still served: Fedify fetches its own key without signing.
+//
+// --context serves the JSON-LD context document in FILE for URL, as its publisher would:
+// everything here is offline, so a context whose home is on the public web (w3id.org)
+// could not be fetched otherwise, and Fedify refuses documents whose context it cannot load.
 //
 // On start it prints one JSON line `{"ready": true, "origin": ..., "actor": ...}` to stdout.
 // A test drives it through a small JSON control API on the same server (paths under
@@ -22,8 +31,8 @@ import { parseArgs } from "node:util";
 import {
   createFederation,
   generateCryptoKeyPair,
-  getNodeInfo,
   MemoryKvStore,
+  parseNodeInfo,
 } from "@fedify/fedify";
 import {
   Accept,
@@ -40,15 +49,27 @@ import {
   Reject,
   Undo,
 } from "@fedify/vocab";
+import { preloadedContexts } from "@fedify/vocab-runtime";
 import { configure, getConsoleSink } from "@logtape/logtape";
+import { readFileSync } from "node:fs";
 
 const { values: args } = parseArgs({
   options: {
     port: { type: "string", default: "0" },
     host: { type: "string", default: "127.0.0.1" },
     name: { type: "string", default: "peer" },
+    context: { type: "string", multiple: true, default: [] },
+    "check-get-signatures": { type: "boolean", default: false },
   },
 });
+
+// Fedify refuses factories for its loaders together with allowPrivateAddress (which loopback
+// peers need), but its loaders consult the exported table of preloaded contexts on every
+// load, so the published contexts are added there.
+for (const pair of args.context) {
+  const at = pair.indexOf("=");
+  preloadedContexts[pair.slice(0, at)] = JSON.parse(readFileSync(pair.slice(at + 1), "utf8"));
+}
 
 if (process.env.PEER_DEBUG) {
   await configure({
@@ -91,6 +112,7 @@ globalThis.fetch = async (input, init) => {
   try {
     const response = await realFetch(input, init);
     entry.status = response.status;
+    if (response.status >= 400) entry.detail = (await response.clone().text()).slice(0, 500);
     return response;
   } catch (error) {
     entry.error = String(error?.message ?? error);
@@ -142,6 +164,10 @@ federation
   })
   .setKeyPairsDispatcher((_ctx, identifier) =>
     identifier === IDENTIFIER ? [keys.rsa, keys.ed25519] : [],
+  )
+  .authorize(
+    async (ctx) =>
+      !args["check-get-signatures"] || schemeOf(ctx.request.headers) === "unsigned" || (await ctx.getSignedKeyOwner()) != null,
   );
 
 federation.setFollowersDispatcher("/users/{identifier}/followers", (_ctx, identifier) =>
@@ -156,12 +182,17 @@ async function summarize(activity) {
     object: activity.objectId?.href ?? null,
     json: await activity.toJsonLd(),
   };
-  if (activity instanceof Create) {
-    const object = await activity.getObject();
-    if (object != null) entry.parsed = await parseObject(object);
-  } else if (activity instanceof Undo || activity instanceof Accept || activity instanceof Reject) {
-    const inner = await activity.getObject();
-    if (inner != null) entry.innerType = inner.constructor.name;
+  try {
+    if (activity instanceof Create) {
+      const object = await activity.getObject();
+      if (object != null) entry.parsed = await parseObject(object);
+    } else if (activity instanceof Undo || activity instanceof Accept || activity instanceof Reject) {
+      const inner = await activity.getObject();
+      if (inner != null) entry.innerType = inner.constructor.name;
+    }
+  } catch (error) {
+    // Reported, not thrown: a failing listener would make Fedify answer 500 to the sender.
+    entry.objectError = String(error?.message ?? error);
   }
   return entry;
 }
@@ -247,8 +278,11 @@ async function handle(req, res) {
     body: req.method === "GET" || req.method === "HEAD" ? undefined : body,
   });
   const response = await federation.fetch(request, { contextData: undefined });
-  if (req.method === "POST") {
-    log.inbound.push({ method: req.method, path: url.pathname, scheme: schemeOf(headers), status: response.status });
+  if (req.method === "POST" || url.pathname.startsWith("/users/")) {
+    const entry = { method: req.method, path: url.pathname, scheme: schemeOf(headers), status: response.status };
+    if (response.status >= 400) entry.detail = (await response.clone().text()).slice(0, 500);
+    if (response.status >= 400 && req.method === "POST") entry.body = body.toString("utf8").slice(0, 4000);
+    log.inbound.push(entry);
   }
   res.writeHead(response.status, Object.fromEntries(response.headers));
   res.end(Buffer.from(await response.arrayBuffer()));
@@ -365,8 +399,15 @@ async function control(method, url, input) {
       case "POST /_control/send":
         return await send(ctx, input);
       case "POST /_control/nodeinfo": {
-        const info = await getNodeInfo(input.url, { parse: "strict" });
-        return [200, { ok: info != null, nodeinfo: info == null ? null : JSON.parse(JSON.stringify(info)) }];
+        // Fedify's getNodeInfo() only fetches public addresses, so the two documents are fetched
+        // here and handed to Fedify's own NodeInfo parser (strict unless told otherwise).
+        const wellKnown = await (await fetch(new URL("/.well-known/nodeinfo", input.url))).json();
+        const link = wellKnown.links?.find((l) => /nodeinfo\.diaspora\.software\/ns\/schema\/2\.[01]$/.test(l.rel));
+        if (link?.href == null) return [200, { ok: false, error: "no NodeInfo 2.0/2.1 link", wellKnown }];
+        const document = await (await fetch(link.href)).json();
+        const info = parseNodeInfo(document, { tryBestEffort: input.parse === "best-effort" });
+        if (info == null) return [200, { ok: false, error: "Fedify's parser refused the NodeInfo document", document }];
+        return [200, { ok: true, nodeinfo: JSON.parse(JSON.stringify(info)) }];
       }
       default:
         return [404, { ok: false, error: `no control route ${route}` }];
