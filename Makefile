@@ -11,8 +11,9 @@ BIN := $(VENV)/bin
 run: setup
 	$(BIN)/spore validate examples/blueprints/*.ttl
 
+# SPORE_REQUIRE_INTEROP=1: a real peer or server that setup-test installs must not be skipped quietly.
 test: setup-test
-	$(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" SPORE_REQUIRE_INTEROP=1 $(BIN)/python -m pytest
 
 lint: setup-test
 	$(BIN)/ruff check .
