@@ -6,6 +6,7 @@ person needs to fix a blueprint; the triples are then handed to rdflib, which py
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pyoxigraph as ox
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
-__all__ = ["RdfDocument", "UnreadableDocument", "load_document", "to_rdflib"]
+__all__ = ["RdfDocument", "UnreadableDocument", "load_document", "rdflib_graph"]
 
 ACCEPT = "text/turtle, application/n-triples;q=0.9, application/ld+json;q=0.8, application/rdf+xml;q=0.5"
 FETCH_TIMEOUT_S = 10.0
@@ -60,8 +61,12 @@ def _term(term: ox.NamedNode | ox.BlankNode | ox.Literal, bnodes: dict[str, BNod
     return Literal(term.value, datatype=URIRef(term.datatype.value))
 
 
-def to_rdflib(triples: list[ox.Triple] | list[ox.Quad], graph: Graph | None = None) -> Graph:
-    """Copy pyoxigraph triples (or the triple part of quads) into an rdflib graph."""
+def rdflib_graph(triples: Iterable[ox.Triple] | Iterable[ox.Quad], graph: Graph | None = None) -> Graph:
+    """Copy pyoxigraph triples (or the triple part of quads) into an rdflib graph.
+
+    Written out rather than parsed with oxrdflib's plugin because that keeps ``^^xsd:string`` on
+    plain strings, and rdflib (so pyshacl's ``sh:in``) tells ``"x"`` from ``"x"^^xsd:string``.
+    """
     target = Graph() if graph is None else graph
     bnodes: dict[str, BNode] = {}
     for triple in triples:
@@ -85,7 +90,7 @@ def parse_bytes(data: bytes, *, source: str, base_iri: str, rdf_format: ox.RdfFo
         raise UnreadableDocument(f"{source}: {rdf_format.name} syntax error{where}: {detail}") from error
     except ValueError as error:
         raise UnreadableDocument(f"{source}: cannot parse: {error}") from error
-    return to_rdflib(parsed)
+    return rdflib_graph(parsed)
 
 
 def load_document(source: str) -> RdfDocument:

@@ -116,3 +116,17 @@ def test_validation_does_not_change_the_callers_graph() -> None:
     before = len(graph)
     default_validator().validate(graph)
     assert len(graph) == before
+
+
+def test_data_read_back_from_the_store_still_validates() -> None:
+    """Plain strings must stay plain on the way out of the store, or sh:in ("safetensors") fails."""
+    from pyoxigraph import NamedNode, RdfFormat
+
+    from knowledge.store import EmbeddedStore, to_rdflib
+
+    graph = NamedNode("http://127.0.0.1:8000/nodes/jazz/graphs/models")
+    with EmbeddedStore() as store:
+        store.load(
+            (FIXTURES / "valid" / "snapshot_card.ttl").read_bytes(), format=RdfFormat.TURTLE, graph=graph
+        )
+        assert default_validator().validate(to_rdflib(store, graph)).conforms

@@ -19,6 +19,7 @@ from pyoxigraph import (
     QuerySolutions,
     RdfFormat,
     Triple,
+    parse,
     serialize,
 )
 
@@ -129,8 +130,10 @@ def to_rdflib(store: KnowledgeStore, graphs: GraphName | Sequence[GraphName]) ->
     """The union of ``graphs`` as an rdflib graph, for pyshacl and owlrl.
 
     Goes through one N-Triples document, so blank nodes shared between the graphs stay shared, parsed
-    by oxrdflib's plugin (native code) rather than rdflib's pure-Python parser.
+    by pyoxigraph (native code) rather than rdflib's pure-Python parser.
     """
+    from knowledge.documents import rdflib_graph
+
     selected = [graphs] if isinstance(graphs, NamedNode | DefaultGraph) else list(graphs)
     if len(selected) == 1:
         data = store.dump(format=RdfFormat.N_TRIPLES, graph=selected[0])
@@ -138,6 +141,4 @@ def to_rdflib(store: KnowledgeStore, graphs: GraphName | Sequence[GraphName]) ->
         triples = store.query("CONSTRUCT WHERE { ?s ?p ?o }", default_graph=selected)
         assert not isinstance(triples, bool | QuerySolutions)
         data = serialize(triples, format=RdfFormat.N_TRIPLES) or b""
-    result = rdflib.Graph()
-    result.parse(data=data, format="ox-ntriples")
-    return result
+    return rdflib_graph(parse(data, format=RdfFormat.N_TRIPLES))
