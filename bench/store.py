@@ -93,7 +93,8 @@ def measure(store: KnowledgeStore, data: bytes, repeat: int) -> dict[str, float]
 
 
 def start_server(location: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("oxigraph")
+    beside = Path(sys.executable).parent / "oxigraph"  # the oxigraph wheel installs it beside python
+    binary = str(beside) if beside.exists() else shutil.which("oxigraph")
     if binary is None:
         sys.exit("bench/store.py: the oxigraph binary is missing (pip install oxigraph)")
     with socket.socket() as probe:

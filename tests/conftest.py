@@ -11,9 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from knowledge.store import KnowledgeStore
 
 
 def _free_port() -> int:
@@ -69,14 +73,15 @@ STORE_KINDS = ["embedded", "embedded-disk", "remote", "remote-sparql-only"]
 
 
 @pytest.fixture(params=STORE_KINDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KnowledgeStore]:
     """An empty store of every kind: in memory, on disk, Oxigraph server with and without the Graph
     Store Protocol (the latter exercises the INSERT DATA / CONSTRUCT fallbacks)."""
     from knowledge.store import EmbeddedStore, SparqlEndpointStore
 
     kind: str = request.param
+    opened: KnowledgeStore
     if kind == "embedded":
-        opened: object = EmbeddedStore()
+        opened = EmbeddedStore()
     elif kind == "embedded-disk":
         opened = EmbeddedStore(tmp_path / "store")
     else:
@@ -87,9 +92,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
             graph_store_url=f"{base}/store" if kind == "remote" else None,
             insert_chunk=7,  # small, so the chunked path runs more than one request in tests
         )
-        opened.clear(None)  # type: ignore[attr-defined]
+        opened.clear(None)
     yield opened
-    opened.close()  # type: ignore[attr-defined]
+    opened.close()
 
 
 # ---- end of knowledge store block ----
