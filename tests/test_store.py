@@ -263,3 +263,10 @@ def test_node_public_queries_refuse_federated_service_calls(store: KnowledgeStor
         node.query_public("SELECT * WHERE { SeRvIcE <http://169.254.169.254/latest> { ?s ?p ?o } }")
     # The word inside a literal or an IRI is not a SERVICE call.
     assert node.query_public("ASK { ?s ?p 'SERVICE <http://x/>' }") is False
+
+
+@pytest.mark.parametrize("format", [RdfFormat.TURTLE, RdfFormat.N_QUADS])
+def test_the_default_graph_dumps_alone(store: KnowledgeStore, format: RdfFormat) -> None:
+    fill(store)
+    quads = list(parse(store.dump(format=format, graph=DefaultGraph()), format))
+    assert quads == [Quad(B, P, Literal("default"), DefaultGraph())]

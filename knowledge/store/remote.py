@@ -176,7 +176,9 @@ class SparqlEndpointStore:
                 return response.content
             triples: Iterable[Triple] = (q.triple for q in parse(response.content, _rdf_format(response)))
         else:
-            answer = self.query("CONSTRUCT WHERE { ?s ?p ?o }", default_graph=graph)
+            # The protocol cannot name the default graph; left unrestricted, the default graph is it.
+            only = None if isinstance(graph, DefaultGraph) else graph
+            answer = self.query("CONSTRUCT WHERE { ?s ?p ?o }", default_graph=only)
             assert not isinstance(answer, bool | QuerySolutions)
             triples = answer
         if format.supports_datasets:
