@@ -67,8 +67,12 @@ def test_a_wrong_key_is_refused_in_both_schemes(pair: tuple[FedifyPeer, FedifyPe
     assert all(b["id"] != sent["id"] for b in bob.received("Block"))
 
 
-def test_pasture_accepts_signed_and_refuses_unsigned_posts(pasture: Pasture, fedify_peer: FedifyPeer) -> None:
-    result, steps = pasture.verify(fedify_peer.actor)
+def test_pasture_accepts_signed_and_refuses_unsigned_posts(
+    pasture: Pasture, pair: tuple[FedifyPeer, FedifyPeer]
+) -> None:
+    # A plain peer: with --check-get-signatures, Fedify fetches the keys of claire and frank
+    # unsigned to check their signed GETs, and they refuse it (the authorized-fetch deadlock).
+    result, steps = pasture.verify(pair[0].actor)
 
     assert result["webfinger"] is True, steps
     assert {name: row["post_inbox"] for name, row in result.items() if name != "webfinger"} == {
