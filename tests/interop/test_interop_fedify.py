@@ -156,7 +156,7 @@ def test_we_follow_fedify_and_it_accepts(
 
     received = fedify_peer.wait_received("Follow")
     assert (received["id"], received["actor"]) == (follow["id"], actor_of(host, name))
-    posts = [r for r in fedify_peer.log()["inbound"] if r["method"] == "POST"]
+    posts = [r for r in fedify_peer.log()["inbound"] if r.get("activity") == follow["id"]]
     assert [(r["scheme"], r["status"]) for r in posts] == [(our_scheme, 202)]
     wait_until(
         lambda: relation(host, name, fedify_peer.actor, Relation.FOLLOWING) == "accepted",

@@ -252,6 +252,14 @@ federation
     log.errors.push(`inbox: ${error?.message ?? error}`);
   });
 
+function activityIdOf(body) {
+  try {
+    return JSON.parse(body.toString("utf8")).id ?? null;
+  } catch {
+    return null;
+  }
+}
+
 async function readBody(req) {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
@@ -280,6 +288,7 @@ async function handle(req, res) {
   const response = await federation.fetch(request, { contextData: undefined });
   if (req.method === "POST" || url.pathname.startsWith("/users/")) {
     const entry = { method: req.method, path: url.pathname, scheme: schemeOf(headers), status: response.status };
+    if (req.method === "POST") entry.activity = activityIdOf(body);
     if (response.status >= 400) entry.detail = (await response.clone().text()).slice(0, 500);
     if (response.status >= 400 && req.method === "POST") entry.body = body.toString("utf8").slice(0, 4000);
     log.inbound.push(entry);
