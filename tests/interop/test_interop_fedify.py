@@ -114,6 +114,18 @@ def test_fedify_reads_our_nodeinfo(host: Any, fedify_peer: FedifyPeer) -> None:
     assert "activitypub" in answer["nodeinfo"]["protocols"]
 
 
+def test_we_read_fedify_actor_and_its_rsa_key(host: Any, fedify_peer: FedifyPeer) -> None:
+    """Fedify publishes an RSA ``publicKey`` and Ed25519 ``assertionMethod``s; HTTP signatures use RSA."""
+    document = host.call(host.runtime.fetch_signed(fedify_peer.actor))
+    key = host.call(host.runtime.keyring.get(f"{fedify_peer.actor}#main-key"))
+
+    assert (document["id"], document["type"]) == (fedify_peer.actor, "Person")
+    assert document["inbox"] == f"{fedify_peer.actor}/inbox"
+    assert document["endpoints"]["sharedInbox"] == f"{fedify_peer.origin}/inbox"
+    assert key.owner == fedify_peer.actor
+    assert key.public_key.key_size >= 2048
+
+
 @pytest.mark.parametrize("our_scheme", list(OUR_SCHEMES), indirect=True)
 def test_fedify_verifies_our_signed_get(host: Any, fedify_peer: FedifyPeer, our_scheme: str) -> None:
     fedify_peer.reset()
