@@ -1,0 +1,117 @@
+"""What the protocol needs from learning: a learner that trains on a node's own data, and a merge rule.
+
+Both are small interfaces so that the same core drives LightGCN on Last.fm in the benchmark and a
+tiny deterministic learner in the tests. Weights are a flat ``name -> tensor`` mapping holding the
+whole model; the names decide what is shared (:func:`is_shared`): item-side rows travel, per-listener
+rows never leave the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+__all__ = [
+    "SHARED_PREFIXES",
+    "Learner",
+    "MergeRule",
+    "PrivacyViolation",
+    "RuleResolver",
+    "TrainResult",
+    "Weights",
+    "WeightedParameters",
+    "is_shared",
+    "resolve_rule",
+    "shared_part",
+]
+
+Weights = Mapping[str, Tensor]
+
+# The same split as models/lightgcn.py (SHARED_PREFIXES / PRIVATE_PREFIXES), repeated so that the
+# protocol imports no torch model code; tests/test_protocol.py checks that the two agree.
+SHARED_PREFIXES: tuple[str, ...] = ("artist_", "tag_", "entity_")
+
+
+class PrivacyViolation(RuntimeError):
+    """A node was about to send a parameter that is not shared (a per-listener row)."""
+
+
+def is_shared(name: str) -> bool:
+    """Whether a parameter may leave its node: only item-side tables are shared."""
+    return name.startswith(SHARED_PREFIXES)
+
+
+def shared_part(weights: Weights) -> dict[str, Tensor]:
+    """The shared parameters of a model; the only part that is ever published."""
+    return {name: tensor for name, tensor in weights.items() if is_shared(name)}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """New weights after local epochs, how many interactions produced them, and training metrics."""
+
+    weights: dict[str, Tensor]
+    samples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """Local training and evaluation on one node's own data.
+
+    Implementations hold the node's data (and may share read-only catalogue tensors with other
+    nodes); they must not mutate the weights they are given, and must be deterministic for a seed,
+    because the simulator's traces are compared across runs.
+    """
+
+    def initial_weights(self, seed: int) -> dict[str, Tensor]:
+        """A fresh model (shared and private parameters) for this node."""
+        ...
+
+    def train(self, weights: Weights, *, seed: int) -> TrainResult:
+        """Train local epochs starting from ``weights``; return new weights, never mutating inputs."""
+        ...
+
+    def evaluate(self, weights: Weights) -> dict[str, float]:
+        """Metrics of ``weights`` on the node's local validation data."""
+        ...
+
+
+@dataclass(frozen=True)
+class WeightedParameters:
+    """One contribution to a merge: shared parameters and their weight (training interactions)."""
+
+    parameters: Weights
+    weight: float
+    source: str = ""
+
+
+class MergeRule(Protocol):
+    """Merges the group's contributions into one set of shared parameters (pure, no mutation)."""
+
+    def __call__(self, contributions: Sequence[WeightedParameters]) -> dict[str, Tensor]: ...
+
+
+RuleResolver = Callable[[str], MergeRule]
+
+
+def resolve_rule(rule_iri: str) -> MergeRule:
+    """The merge rule the ontology individual ``rule_iri`` names, from ``models.merge``.
+
+    The merge engineer's ``rule_for`` returns an ``AggregationRule`` over ``ModelUpdate``s; this
+    adapter is the one place that knows its calling convention.
+    """
+    try:
+        from models.merge import rule_for  # type: ignore[import-not-found]
+    except ImportError as error:  # models/merge.py not installed yet
+        raise LookupError(f"no merge rules available for {rule_iri}: {error}") from error
+    rule = rule_for(rule_iri)
+    aggregate = getattr(rule, "aggregate", rule)
+
+    def merge(contributions: Sequence[WeightedParameters]) -> dict[str, Tensor]:
+        return dict(aggregate(contributions))
+
+    return merge

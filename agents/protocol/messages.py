@@ -1,0 +1,318 @@
+"""The SPORE protocol's messages: ActivityStreams activities as immutable, typed values.
+
+Every message is one ActivityStreams 2.0 activity (``Announce``, ``Join``, ``Accept``, ``Reject``,
+``Leave``, ``Add``, ``Remove``, ``Create``) whose object is a SPORE value (a learning group, a model
+update). The protocol core works on these values only; :mod:`agents.protocol.wire` turns them into
+JSON-LD and content-addressed artifacts for a transport that needs bytes. Values are validated when
+constructed, so a handler never meets a half-formed message: a transport that decodes garbage gets a
+:class:`MessageError` and counts a drop.
+
+Model updates carry *shared* parameters only (item-side rows: artists, tags, entities); their
+SHA-256 over the canonical safetensors bytes is their name, so a receiver checks that it got what
+was announced (:func:`parameters_digest`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar
+
+import torch
+from safetensors.torch import save as save_safetensors
+
+__all__ = [
+    "PUBLIC",
+    "Accept",
+    "Add",
+    "Announce",
+    "BlueprintSummary",
+    "Create",
+    "GroupInfo",
+    "Join",
+    "Leave",
+    "Message",
+    "MessageError",
+    "ModelUpdate",
+    "Reject",
+    "Remove",
+    "Schedule",
+    "freeze_parameters",
+    "parameters_digest",
+    "shapes_of",
+]
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+_HASHTAG = re.compile(r"^#[A-Za-z0-9_]{1,100}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+class MessageError(ValueError):
+    """A message that no SPORE node will act on: malformed, inconsistent, or not what it claims."""
+
+
+class Schedule:
+    """The two round schedules a group may choose (closed set, spelled as in the group's JSON-LD)."""
+
+    SYNC = "sync"
+    GOSSIP = "gossip"
+    ALL = (SYNC, GOSSIP)
+
+
+def _require_iri(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://", "urn:")):
+        raise MessageError(f"{what} must be an IRI, got {value!r}")
+    return value
+
+
+def freeze_parameters(parameters: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """A read-only, name-sorted view of detached CPU tensors.
+
+    Messages are shared by reference between simulated nodes (no copy per recipient, which is what
+    lets thousands of nodes fit in one process), so nobody may mutate them after sending.
+    """
+    frozen = {}
+    for name in sorted(parameters):
+        tensor = parameters[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise MessageError(f"parameter {name!r} is not a tensor")
+        frozen[name] = tensor.detach()
+    return MappingProxyType(frozen)
+
+
+def parameters_digest(parameters: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of the canonical safetensors bytes of ``parameters``: their content address."""
+    canonical = {name: parameters[name].detach().contiguous().cpu() for name in sorted(parameters)}
+    return hashlib.sha256(save_safetensors(canonical)).hexdigest()
+
+
+def shapes_of(parameters: Mapping[str, torch.Tensor]) -> Shapes:
+    return tuple((name, tuple(parameters[name].shape)) for name in sorted(parameters))
+
+
+@dataclass(frozen=True)
+class BlueprintSummary:
+    """What an applicant tells a group about its blueprint: enough for the admission policy.
+
+    ``shared_shapes`` are the names and shapes of the parameters it would publish; a group admits
+    only applicants whose shapes equal its own, so that every update can be merged row for row.
+    """
+
+    iri: str
+    architecture: str
+    shared_shapes: Shapes
+
+    def __post_init__(self) -> None:
+        _require_iri(self.iri, "blueprint")
+        _require_iri(self.architecture, "architecture")
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A learning group as its owner announces it: hashtag, rule, schedule and parameter shapes."""
+
+    iri: str
+    hashtag: str
+    owner: str
+    aggregation_rule: str
+    schedule: str = Schedule.SYNC
+    round_timeout: float = 30.0
+    fanout: int = 3
+    shared_shapes: Shapes = ()
+
+    def __post_init__(self) -> None:
+        _require_iri(self.iri, "group")
+        _require_iri(self.owner, "group owner")
+        _require_iri(self.aggregation_rule, "aggregation rule")
+        if not isinstance(self.hashtag, str) or not _HASHTAG.match(self.hashtag):
+            raise MessageError(f"hashtag must look like #name, got {self.hashtag!r}")
+        if self.schedule not in Schedule.ALL:
+            raise MessageError(f"schedule must be one of {Schedule.ALL}, got {self.schedule!r}")
+        if not (isinstance(self.round_timeout, int | float) and 0 < self.round_timeout < math.inf):
+            raise MessageError(f"round timeout must be a positive number, got {self.round_timeout!r}")
+        if not isinstance(self.fanout, int) or self.fanout < 1:
+            raise MessageError(f"fanout must be a positive integer, got {self.fanout!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelUpdate:
+    """Shared parameters of one member after one round, with the weight its merge deserves.
+
+    ``samples`` is how many training interactions produced it (the weight of a weighted mean);
+    ``sha256`` names the parameters' canonical bytes and is checked on construction, so an update
+    whose content does not match its announced digest never reaches a merge.
+    """
+
+    group: str
+    round: int
+    parameters: Mapping[str, torch.Tensor]
+    samples: int
+    sha256: str = ""
+    metrics: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_iri(self.group, "update group")
+        if not isinstance(self.round, int) or self.round < 0:
+            raise MessageError(f"round must be a non-negative integer, got {self.round!r}")
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise MessageError(f"samples must be a positive integer, got {self.samples!r}")
+        if not self.parameters:
+            raise MessageError("an update must carry at least one parameter")
+        frozen = freeze_parameters(self.parameters)
+        for name, tensor in frozen.items():
+            if not tensor.is_floating_point():
+                raise MessageError(f"parameter {name!r} is not floating point")
+            if not bool(torch.isfinite(tensor).all()):
+                raise MessageError(f"parameter {name!r} holds NaN or infinity")
+        object.__setattr__(self, "parameters", frozen)
+        digest = parameters_digest(frozen)
+        if not self.sha256:
+            object.__setattr__(self, "sha256", digest)
+        elif not _HEX64.match(self.sha256) or self.sha256 != digest:
+            # A peer (or a corrupting link) announcing one digest and sending other bytes could
+            # otherwise smuggle parameters past anyone who logged only the digest.
+            raise MessageError("update parameters do not hash to the announced sha256")
+
+    @property
+    def shapes(self) -> Shapes:
+        return shapes_of(self.parameters)
+
+    @property
+    def byte_size(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.parameters.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """An activity: its id, the actor that performs it and the actors it is addressed to."""
+
+    activity_type: ClassVar[str] = "Activity"
+    id: str
+    actor: str
+    to: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _require_iri(self.id, "activity id")
+        _require_iri(self.actor, "actor")
+        if not isinstance(self.to, tuple) or not self.to:
+            raise MessageError("an activity must be addressed to at least one recipient")
+        for recipient in self.to:
+            _require_iri(recipient, "recipient")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Announce(Message):
+    """A group owner advertises its learning group under its hashtag (addressed to Public)."""
+
+    activity_type: ClassVar[str] = "Announce"
+    group: GroupInfo
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.group.owner != self.actor:
+            raise MessageError("only a group's owner may announce it")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Join(Message):
+    """A node asks a group's owner to admit it."""
+
+    activity_type: ClassVar[str] = "Join"
+    group: str
+    blueprint: BlueprintSummary
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.group, "join object")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accept(Message):
+    """The owner admits an applicant: the roster, the current round and the group model."""
+
+    activity_type: ClassVar[str] = "Accept"
+    join: str
+    group: GroupInfo
+    members: tuple[str, ...]
+    round: int
+    model: ModelUpdate | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.join, "accepted join")
+        if self.group.owner != self.actor:
+            raise MessageError("only a group's owner may accept members")
+        if not isinstance(self.round, int) or self.round < 0:
+            raise MessageError("accept round must be a non-negative integer")
+        for member in self.members:
+            _require_iri(member, "member")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reject(Message):
+    """The owner refuses an applicant, with the admission policy's one-line reason."""
+
+    activity_type: ClassVar[str] = "Reject"
+    join: str
+    group: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.join, "rejected join")
+        _require_iri(self.group, "group")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leave(Message):
+    """A member leaves a group; sent to every member so that nobody waits for it."""
+
+    activity_type: ClassVar[str] = "Leave"
+    group: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.group, "group")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Add(Message):
+    """The owner tells members that ``member`` was admitted (AS ``Add`` with target the group)."""
+
+    activity_type: ClassVar[str] = "Add"
+    member: str
+    group: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.member, "added member")
+        _require_iri(self.group, "group")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Remove(Message):
+    """The owner removes ``member`` (silent too long, or not a member); ``reason`` says why."""
+
+    activity_type: ClassVar[str] = "Remove"
+    member: str
+    group: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.member, "removed member")
+        _require_iri(self.group, "group")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Create(Message):
+    """A member publishes its model update for one round of its group."""
+
+    activity_type: ClassVar[str] = "Create"
+    update: ModelUpdate

@@ -1,0 +1,268 @@
+"""Messages on the wire: ActivityStreams JSON-LD plus content-addressed safetensors artifacts.
+
+A :class:`WirePayload` is what leaves a node: the activity as UTF-8 JSON and, for a model update,
+the artifact bytes it names by SHA-256 (over HTTP the artifact is fetched by signed GET from the
+``url``; the simulator ships it alongside). Decoding is strict and total: anything that is not a
+well-formed SPORE activity raises :class:`MessageError` with one line, which the transport counts
+as a dropped message. Activity JSON uses compact ``spore:`` IRIs with an inline prefix so that it
+expands correctly without fetching SPORE's context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from agents.protocol.messages import (
+    Accept,
+    Add,
+    Announce,
+    BlueprintSummary,
+    Create,
+    GroupInfo,
+    Join,
+    Leave,
+    Message,
+    MessageError,
+    ModelUpdate,
+    Reject,
+    Remove,
+)
+
+__all__ = ["CONTEXT", "WireCodec", "WirePayload", "from_activity", "to_activity"]
+
+CONTEXT: list[Any] = ["https://www.w3.org/ns/activitystreams", {"spore": "https://w3id.org/spore/ns#"}]
+ARTIFACT_MEDIA_TYPE = "application/octet-stream"
+MAX_ACTIVITY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class WirePayload:
+    """One delivery's bytes: the activity, and the artifacts it names (sha256 -> bytes)."""
+
+    activity: bytes
+    artifacts: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.activity) + sum(len(blob) for _, blob in self.artifacts)
+
+
+def _shapes_json(shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, list[int]]:
+    return {name: list(shape) for name, shape in shapes}
+
+
+def _shapes_from(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    if not isinstance(value, dict):
+        raise MessageError("spore:sharedShapes must be an object")
+    shapes = []
+    for name in sorted(value):
+        dims = value[name]
+        if not isinstance(dims, list) or not all(isinstance(d, int) and d >= 0 for d in dims):
+            raise MessageError(f"shape of {name!r} must be a list of non-negative integers")
+        shapes.append((name, tuple(dims)))
+    return tuple(shapes)
+
+
+def _group_json(group: GroupInfo) -> dict[str, Any]:
+    return {
+        "id": group.iri,
+        "type": ["Group", "spore:LearningGroup"],
+        "attributedTo": group.owner,
+        "tag": [{"type": "Hashtag", "name": group.hashtag}],
+        "spore:hashtag": group.hashtag,
+        "spore:aggregationRule": {"id": group.aggregation_rule},
+        "spore:schedule": group.schedule,
+        "spore:roundTimeout": group.round_timeout,
+        "spore:fanout": group.fanout,
+        "spore:sharedShapes": _shapes_json(group.shared_shapes),
+    }
+
+
+def _group_from(value: Any) -> GroupInfo:
+    return GroupInfo(
+        iri=value["id"],
+        hashtag=value["spore:hashtag"],
+        owner=value["attributedTo"],
+        aggregation_rule=value["spore:aggregationRule"]["id"],
+        schedule=value["spore:schedule"],
+        round_timeout=float(value["spore:roundTimeout"]),
+        fanout=value["spore:fanout"],
+        shared_shapes=_shapes_from(value["spore:sharedShapes"]),
+    )
+
+
+def _update_json(update: ModelUpdate, actor: str) -> dict[str, Any]:
+    return {
+        "type": ["Document", "spore:ModelUpdate"],
+        "spore:group": {"id": update.group},
+        "spore:roundNumber": update.round,
+        "spore:samples": update.samples,
+        "spore:sha256": update.sha256,
+        "url": {
+            "type": "Link",
+            "href": f"{actor}/artifacts/{update.sha256}",
+            "mediaType": ARTIFACT_MEDIA_TYPE,
+        },
+        "spore:metrics": dict(update.metrics),
+    }
+
+
+def _update_from(value: Any, artifacts: Mapping[str, bytes]) -> ModelUpdate:
+    digest = value["spore:sha256"]
+    blob = artifacts.get(digest)
+    if blob is None:
+        raise MessageError("model update artifact missing")
+    if hashlib.sha256(blob).hexdigest() != digest:
+        raise MessageError("model update artifact does not hash to its announced sha256")
+    try:
+        parameters = load_safetensors(blob)
+    except (SafetensorError, ValueError) as error:
+        raise MessageError(f"model update artifact is not safetensors: {error}") from error
+    metrics = value.get("spore:metrics", {})
+    if not isinstance(metrics, dict) or not all(
+        isinstance(v, int | float) and math.isfinite(v) for v in metrics.values()
+    ):
+        raise MessageError("spore:metrics must map names to finite numbers")
+    return ModelUpdate(
+        group=value["spore:group"]["id"],
+        round=value["spore:roundNumber"],
+        parameters=parameters,
+        samples=value["spore:samples"],
+        sha256=digest,
+        metrics=tuple(sorted((str(k), float(v)) for k, v in metrics.items())),
+    )
+
+
+def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The JSON-LD activity for ``message`` and the artifacts it references."""
+    activity: dict[str, Any] = {
+        "@context": CONTEXT,
+        "id": message.id,
+        "type": message.activity_type,
+        "actor": message.actor,
+        "to": list(message.to),
+    }
+    artifacts: dict[str, bytes] = {}
+    if isinstance(message, Announce):
+        activity["object"] = _group_json(message.group)
+    elif isinstance(message, Join):
+        activity["object"] = message.group
+        activity["spore:blueprint"] = {
+            "id": message.blueprint.iri,
+            "spore:architecture": {"id": message.blueprint.architecture},
+            "spore:sharedShapes": _shapes_json(message.blueprint.shared_shapes),
+        }
+    elif isinstance(message, Accept):
+        activity["object"] = message.join
+        activity["target"] = _group_json(message.group)
+        activity["spore:members"] = list(message.members)
+        activity["spore:roundNumber"] = message.round
+        if message.model is not None:
+            activity["result"] = _update_json(message.model, message.actor)
+            artifacts[message.model.sha256] = _artifact(message.model)
+    elif isinstance(message, Reject):
+        activity.update(object=message.join, target=message.group, summary=message.reason)
+    elif isinstance(message, Leave):
+        activity["object"] = message.group
+    elif isinstance(message, Add | Remove):
+        activity.update(object=message.member, target=message.group)
+        if isinstance(message, Remove):
+            activity["summary"] = message.reason
+    elif isinstance(message, Create):
+        activity["object"] = _update_json(message.update, message.actor)
+        artifacts[message.update.sha256] = _artifact(message.update)
+    else:
+        raise MessageError(f"no wire form for {type(message).__name__}")
+    return activity, artifacts
+
+
+def _artifact(update: ModelUpdate) -> bytes:
+    return save_safetensors({name: t.contiguous() for name, t in update.parameters.items()})
+
+
+def from_activity(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
+    """Parse one SPORE activity; every defect becomes a :class:`MessageError`."""
+    try:
+        return _parse(activity, artifacts)
+    except MessageError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise MessageError(f"malformed activity: {type(error).__name__}: {error}") from error
+
+
+def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
+    if not isinstance(activity, dict):
+        raise MessageError("an activity must be a JSON object")
+    kind = activity["type"]
+    to = activity["to"]
+    if not isinstance(to, list):
+        raise MessageError("'to' must be a list")
+    common = {"id": activity["id"], "actor": activity["actor"], "to": tuple(to)}
+    match kind:
+        case "Announce":
+            return Announce(**common, group=_group_from(activity["object"]))
+        case "Join":
+            blueprint = activity["spore:blueprint"]
+            summary = BlueprintSummary(
+                iri=blueprint["id"],
+                architecture=blueprint["spore:architecture"]["id"],
+                shared_shapes=_shapes_from(blueprint["spore:sharedShapes"]),
+            )
+            return Join(**common, group=activity["object"], blueprint=summary)
+        case "Accept":
+            result = activity.get("result")
+            return Accept(
+                **common,
+                join=activity["object"],
+                group=_group_from(activity["target"]),
+                members=tuple(activity["spore:members"]),
+                round=activity["spore:roundNumber"],
+                model=_update_from(result, artifacts) if result is not None else None,
+            )
+        case "Reject":
+            return Reject(
+                **common, join=activity["object"], group=activity["target"], reason=str(activity["summary"])
+            )
+        case "Leave":
+            return Leave(**common, group=activity["object"])
+        case "Add":
+            return Add(**common, member=activity["object"], group=activity["target"])
+        case "Remove":
+            return Remove(
+                **common,
+                member=activity["object"],
+                group=activity["target"],
+                reason=str(activity.get("summary", "")),
+            )
+        case "Create":
+            return Create(**common, update=_update_from(activity["object"], artifacts))
+    raise MessageError(f"unsupported activity type {kind!r}")
+
+
+class WireCodec:
+    """Encode messages as :class:`WirePayload` and decode them strictly (the simulator's codec)."""
+
+    def encode(self, message: Message) -> WirePayload:
+        activity, artifacts = to_activity(message)
+        body = json.dumps(activity, sort_keys=True, separators=(",", ":")).encode()
+        return WirePayload(activity=body, artifacts=tuple(sorted(artifacts.items())))
+
+    def decode(self, payload: Any) -> Message:
+        if not isinstance(payload, WirePayload):
+            raise MessageError("not a wire payload")
+        if len(payload.activity) > MAX_ACTIVITY_BYTES:
+            raise MessageError("activity larger than 1 MiB")
+        try:
+            activity = json.loads(payload.activity)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MessageError(f"activity is not JSON: {error}") from error
+        return from_activity(activity, dict(payload.artifacts))
