@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "init": "agents.commands.init:init",
     "validate": "agents.commands.validate:validate",
     "query": "agents.commands.query:query",
+    "recommend": "agents.commands.recommend:recommend",
 }
 
 

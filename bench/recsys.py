@@ -1,0 +1,389 @@
+"""Benchmark: every recommender and baseline on Last.fm-2k, beside PyG's reference LightGCN.
+
+Two protocols (see :mod:`models.split`): the 80/20 per-listener random split at K=20 (the data
+README's reference figures) and RecBole's 8:1:1 at K=10 (beside the published RecBole-GNN LightGCN
+figure). PyG's ``torch_geometric.nn.models.LightGCN``, trained as in PyG's own example
+(``examples/lightgcn.py``: Adam lr 0.001, batch 8192, uniform negatives, ``recommendation_loss``),
+runs on the same 80/20 split in the same process; the time our LightGCN needs to reach PyG's final
+Recall@20 is reported as a ratio of the time PyG needs. Times exclude evaluation.
+
+    python bench/recsys.py [--data DIR] [--seed 0] [--models ...] [--protocols ...] [--epochs N]
+                           [--pyg-epochs 100] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_geometric
+
+from knowledge.music.corpus import MusicCorpus
+from knowledge.music.lastfm import read_lastfm
+from models.data import MusicTensors
+from models.metrics import RankingMetrics, evaluate_ranking, top_k_excluding
+from models.pipeline import (
+    FitResult,
+    evaluate_on_test,
+    fit_embedding_model,
+    fit_itemknn,
+    fit_popularity,
+)
+from models.recommend import RecommendationEngine
+from models.split import PROTOCOL_80_20, PROTOCOL_RECBOLE, InteractionSplit, split_per_listener
+from models.train import TrainConfig
+
+from common import ROOT, print_table, write_json
+
+MODELS = ("popularity", "itemknn", "bpr-mf", "lightgcn", "knowledge-lightgcn", "pyg-lightgcn")
+PROTOCOLS = {"80-20": (PROTOCOL_80_20, 20), "recbole": (PROTOCOL_RECBOLE, 10)}
+PUBLISHED = {"recall": 0.2064, "ndcg": 0.1972}  # RecBole-GNN, LightGCN on Last.fm, 8:1:1, K=10
+README_REFERENCE = {"popularity": 0.104, "itemknn": 0.256, "pyg-lightgcn": 0.263}  # Recall@20, 80/20
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("SPORE_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def load_tensors(data_dir: Path) -> tuple[MusicTensors, float]:
+    """Read Last.fm-2k and the Freebase graph into tensors; seconds taken.
+
+    Interim path until graph->tensors over SPARQL (``models/graph.py``) lands: the project's own
+    readers (``knowledge.music.lastfm``, same IRIs as the RDF import) straight into tensors.
+    """
+    started = time.perf_counter()
+    corpus = read_lastfm(data_dir / "lastfm-2k", freebase=data_dir / "kgcn-music")
+    return tensors_from_corpus(corpus), time.perf_counter() - started
+
+
+def tensors_from_corpus(corpus: MusicCorpus) -> MusicTensors:
+    scheme = corpus.scheme
+    artist_name = {scheme.artist(a.key): a.name for a in corpus.artists}
+    artists = tuple(sorted(artist_name))
+    listeners = tuple(sorted({scheme.listener(row.listener) for row in corpus.listenings}))
+    tag_label = {scheme.tag(t.key): t.label for t in corpus.tags}
+    tags = tuple(sorted(tag_label))
+    a_index = {iri: i for i, iri in enumerate(artists)}
+    l_index = {iri: i for i, iri in enumerate(listeners)}
+    t_index = {iri: i for i, iri in enumerate(tags)}
+    plays: dict[tuple[int, int], float] = {}
+    for row in corpus.listenings:
+        pair = (l_index[scheme.listener(row.listener)], a_index[scheme.artist(row.artist)])
+        plays[pair] = plays.get(pair, 0.0) + row.plays
+    tagged: dict[tuple[int, int], float] = {}
+    for row in corpus.taggings:
+        pair = (a_index[scheme.artist(row.artist)], t_index[scheme.tag(row.tag)])
+        tagged[pair] = tagged.get(pair, 0.0) + 1.0
+    artist_of_entity = {entity: scheme.artist(artist) for artist, entity in corpus.artist_entities.items()}
+    triples = [
+        (artist_of_entity[t.head], scheme.relation(t.relation), scheme.entity(t.tail))
+        for t in corpus.knowledge
+        if t.head in artist_of_entity
+    ]
+    entities = tuple(sorted({t[2] for t in triples}))
+    relations = tuple(sorted({t[1] for t in triples}))
+    e_index = {iri: i for i, iri in enumerate(entities)}
+    r_index = {iri: i for i, iri in enumerate(relations)}
+    return MusicTensors(
+        listeners=listeners,
+        artists=artists,
+        tags=tags,
+        entities=entities,
+        relations=relations,
+        interactions=torch.tensor(list(plays), dtype=torch.long).T.contiguous(),
+        play_counts=torch.tensor(list(plays.values())),
+        artist_tags=torch.tensor(list(tagged), dtype=torch.long).T.contiguous(),
+        artist_tag_weights=torch.tensor(list(tagged.values())),
+        artist_entities=torch.tensor(
+            [[a_index[a], r_index[r], e_index[e]] for a, r, e in triples], dtype=torch.long
+        ).T.contiguous(),
+        artist_names=tuple(artist_name[iri] for iri in artists),
+        tag_labels=tuple(tag_label[iri] for iri in tags),
+    )
+
+
+def latency_ms(result: FitResult, split: InteractionSplit, k: int, samples: int = 200) -> float:
+    """Median milliseconds for one listener's top-k after the model is loaded (warm-up dropped)."""
+    listeners = torch.randperm(split.train.num_listeners, generator=torch.Generator().manual_seed(0))[
+        :samples
+    ]
+    if result.model is not None:
+        engine = RecommendationEngine(result.model, result.graph, split.train)
+        query = lambda listener: engine.for_listener(int(listener), k)  # noqa: E731
+    else:
+        train = split.train.interactions
+
+        def query(listener: torch.Tensor) -> torch.Tensor:
+            known = train[1, train[0] == listener]
+            scores = result.scorer(listener.view(1))
+            return top_k_excluding(scores, k, torch.zeros_like(known), known)
+
+    for listener in listeners[:20]:
+        query(listener)
+    timings = []
+    for listener in listeners:
+        started = time.perf_counter()
+        query(listener)
+        timings.append(time.perf_counter() - started)
+    return 1000 * statistics.median(timings)
+
+
+def pyg_reference(split: InteractionSplit, epochs: int, seed: int, k: int, every: int) -> dict[str, Any]:
+    """PyG's LightGCN as its example trains it; test Recall@k traced every ``every`` epochs."""
+    from torch_geometric.nn.models import LightGCN as PygLightGCN
+
+    torch.manual_seed(seed)
+    train = split.train
+    users, items = train.num_listeners, train.num_artists
+    edges = torch.stack([train.interactions[0], train.interactions[1] + users])
+    edge_index = torch.cat([edges, edges.flip(0)], dim=1)
+    model = PygLightGCN(users + items, embedding_dim=64, num_layers=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    loader = torch.utils.data.DataLoader(range(edges.shape[1]), shuffle=True, batch_size=8192)
+    trace, seconds = [], 0.0
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        for index in loader:
+            positive = edges[:, index]
+            negative = torch.stack([positive[0], torch.randint(users, users + items, (index.numel(),))])
+            label_index = torch.cat([positive, negative], dim=1)
+            optimizer.zero_grad()
+            pos_rank, neg_rank = model(edge_index, label_index).chunk(2)
+            loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique())
+            loss.backward()
+            optimizer.step()
+        seconds += time.perf_counter() - started
+        if epoch % every == 0 or epoch == epochs:
+            with torch.no_grad():
+                embedding = model.get_embedding(edge_index)
+            listener_out, artist_out = embedding[:users], embedding[users:]
+            metrics = evaluate_ranking(
+                lambda rows, lo=listener_out, ao=artist_out: lo[rows] @ ao.T,
+                split.test,
+                train.interactions,
+                num_listeners=users,
+                num_artists=items,
+                k=k,
+            )
+            trace.append((epoch, seconds, metrics))
+            print(
+                f"  pyg-lightgcn epoch {epoch}: recall@{k} {metrics.recall:.4f} ({seconds:.0f} s)", flush=True
+            )
+    return {"trace": trace, "seconds": seconds, "epochs": epochs, "final": trace[-1][2]}
+
+
+def first_time_reaching(trace: list[tuple[int, float, RankingMetrics]], target: float) -> float | None:
+    for _, seconds, metrics in trace:
+        if metrics.recall >= target - 1e-12:
+            return seconds
+    return None
+
+
+def our_trace(result: FitResult) -> list[tuple[int, float, RankingMetrics]]:
+    assert result.report is not None
+    return [(r.epoch, r.seconds, r.extra) for r in result.report.history if r.extra is not None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, default=default_data_dir(), help="directory with lastfm-2k/, kgcn-music/"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}"
+    )
+    parser.add_argument(
+        "--protocols", default="80-20,recbole", help="comma-separated subset of 80-20,recbole"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=300, help="maximum epochs of our models (early stopping)"
+    )
+    parser.add_argument("--pyg-epochs", type=int, default=100, help="epochs of PyG's reference LightGCN")
+    parser.add_argument("--json", dest="json_path", help="write results and environment to this file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    if unknown or set(protocols) - set(PROTOCOLS):
+        parser.error(
+            f"unknown models or protocols: {', '.join(unknown + sorted(set(protocols) - set(PROTOCOLS)))}"
+        )
+    if not (args.data / "lastfm-2k").is_dir():
+        print(f"bench/recsys.py: no Last.fm-2k data under {args.data} (set SPORE_DATA_DIR)", file=sys.stderr)
+        return 2
+    torch.set_num_threads(2)
+    tensors, load_seconds = load_tensors(args.data)
+    print(f"data: {tensors.describe()} (loaded in {load_seconds:.1f} s)", flush=True)
+
+    rows, results, ratios = [], [], {}
+    for protocol_name in protocols:
+        protocol, k = PROTOCOLS[protocol_name]
+        split = split_per_listener(tensors, protocol, seed=args.seed)
+        print(f"{protocol_name}: {split.describe()}", flush=True)
+        config = TrainConfig(epochs=args.epochs, k=k, seed=args.seed)
+        fitted: dict[str, tuple[FitResult, RankingMetrics]] = {}
+        for name in models:
+            if name == "pyg-lightgcn":
+                if protocol_name != "80-20":
+                    continue
+                reference = pyg_reference(split, args.pyg_epochs, args.seed, k, every=config.eval_every)
+                pyg_metrics: RankingMetrics = reference["final"]
+                row = _row(
+                    protocol_name,
+                    name,
+                    pyg_metrics,
+                    reference["seconds"],
+                    reference["seconds"] / args.pyg_epochs,
+                    args.pyg_epochs,
+                    None,
+                )
+                rows.append(row["cells"])
+                results.append(row["record"])
+                target = pyg_metrics.recall
+                pyg_time = first_time_reaching(reference["trace"], target)
+                if "lightgcn" in fitted:
+                    ours = first_time_reaching(our_trace(fitted["lightgcn"][0]), target)
+                    ratios = {
+                        "target_recall": target,
+                        "pyg_seconds": pyg_time,
+                        "ours_seconds": ours,
+                        "ratio": None if ours is None or not pyg_time else ours / pyg_time,
+                    }
+                continue
+            print(f"  fitting {name} ...", flush=True)
+            if name == "popularity":
+                result = fit_popularity(split)
+            elif name == "itemknn":
+                result = fit_itemknn(split, k=k)
+            else:
+                result = fit_embedding_model(name, split, config, monitor_test=True, progress=not args.quiet)
+            metrics = evaluate_on_test(result, split, k)
+            fitted[name] = (result, metrics)
+            row = _row(
+                protocol_name,
+                name,
+                metrics,
+                result.seconds,
+                result.seconds_per_epoch,
+                result.epochs,
+                latency_ms(result, split, k),
+                result.chosen,
+            )
+            rows.append(row["cells"])
+            results.append(row["record"])
+            print(
+                f"  {name}: recall@{k} {metrics.recall:.4f} ndcg@{k} {metrics.ndcg:.4f} "
+                f"({result.seconds:.0f} s)",
+                flush=True,
+            )
+        if protocol_name == "recbole":
+            rows.append(
+                [
+                    protocol_name,
+                    "LightGCN, RecBole-GNN (published)",
+                    PUBLISHED["recall"],
+                    PUBLISHED["ndcg"],
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+
+    print()
+    print_table(
+        [
+            "protocol",
+            "model",
+            "Recall@K",
+            "NDCG@K",
+            "hit rate",
+            "coverage",
+            "train s",
+            "s/epoch",
+            "epochs",
+            "top-K ms",
+            "chosen",
+        ],
+        rows,
+    )
+    if ratios:
+        shown = "not reached" if ratios["ratio"] is None else f"{ratios['ratio']:.2f}x"
+        print(
+            f"\ntime to reach PyG's final Recall@20 {ratios['target_recall']:.4f}: ours "
+            f"{_seconds(ratios['ours_seconds'])} vs PyG {_seconds(ratios['pyg_seconds'])} -> {shown}"
+        )
+    for model, reference_recall in README_REFERENCE.items():
+        for record in results:
+            if record["model"] == model and record["protocol"] == "80-20":
+                print(
+                    f"README reference {model}: Recall@20 {reference_recall} "
+                    f"(this run {record['recall']:.4f})"
+                )
+    write_json(
+        args.json_path,
+        "recsys",
+        {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "data": tensors.describe(),
+            "load_seconds": load_seconds,
+            "torch": torch.__version__,
+            "torch_geometric": torch_geometric.__version__,
+            "threads": torch.get_num_threads(),
+            "rows": results,
+            "time_to_quality": ratios,
+            "published_recbole_lightgcn": PUBLISHED,
+        },
+    )
+    return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _row(protocol, name, metrics, seconds, per_epoch, epochs, latency, chosen=None) -> dict[str, Any]:
+    chosen_text = ", ".join(f"{k}={v}" for k, v in (chosen or {}).items())
+    cells = [
+        protocol,
+        name,
+        metrics.recall,
+        metrics.ndcg,
+        metrics.hit_rate,
+        metrics.coverage,
+        seconds,
+        per_epoch if per_epoch is not None else "",
+        epochs or "",
+        latency if latency is not None else "",
+        chosen_text,
+    ]
+    record = {
+        "protocol": protocol,
+        "model": name,
+        "k": metrics.k,
+        "recall": metrics.recall,
+        "ndcg": metrics.ndcg,
+        "hit_rate": metrics.hit_rate,
+        "coverage": metrics.coverage,
+        "train_seconds": seconds,
+        "seconds_per_epoch": per_epoch,
+        "epochs": epochs,
+        "latency_ms": latency,
+        "chosen": chosen or {},
+    }
+    return {"cells": cells, "record": record}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
