@@ -64,11 +64,8 @@ class NodeGraphs:
     def query_public(self, query: str, *, bindings: Mapping[str, Term] | None = None) -> QueryResult:
         """Run ``query`` over the public graphs only: their union is the default graph and they are
         the only named graphs, so neither ``GRAPH ?g`` nor ``FROM <…/private>`` can see private data.
-        Federated ``SERVICE`` calls are refused (:class:`QueryError`)."""
-        # SERVICE makes the store itself fetch a URL of the query's choosing (pyoxigraph does, and
-        # so does a remote endpoint): a public query must not turn this node into an SSRF proxy.
-        if "service" in keywords(query):
-            raise QueryError("SERVICE is not allowed in a query over a node's public graphs")
+        What could widen the dataset or reach out of the store is refused (:func:`check_public_query`)."""
+        check_public_query(query)
         public = self.public_graphs
         return self.store.query(query, bindings=bindings, default_graph=public, named_graphs=public)
 
@@ -76,3 +73,24 @@ class NodeGraphs:
 def graph_iri(node: NamedNode, kind: GraphKind) -> NamedNode:
     """``{node}/graphs/{kind}``; a trailing slash on the node IRI is not doubled."""
     return NamedNode(f"{node.value.rstrip('/')}/graphs/{kind.value}")
+
+
+def check_public_query(query: str) -> None:
+    """Refuse, with :class:`QueryError`, what a query over public graphs must not contain.
+
+    * ``SERVICE`` makes the store fetch a URL of the query's choosing (pyoxigraph does, and so does a
+      remote endpoint): the node would become an SSRF proxy.
+    * ``FROM``/``FROM NAMED``: the protocol's dataset should override them, but Virtuoso 7.2 merges
+      them with it, which let ``FROM <…/private>`` read private data in our interop test; the dataset
+      of a public query is the public graphs, so these clauses have nothing legitimate to add.
+    * Virtuoso's ``DEFINE input:…`` pragmas and its ``bif:``/``sql:`` built-ins (SQL procedures
+      reachable from SPARQL) reset the dataset or leave RDF altogether.
+    """
+    words = keywords(query)
+    refused = sorted(
+        {"service", "from", "define"} & words
+        | {word.split(":")[0] + ":" for word in words if word.startswith(("bif:", "sql:"))}
+    )
+    if refused:
+        listed = ", ".join(word.upper() if word.isalpha() else word for word in refused)
+        raise QueryError(f"not allowed in a query over a node's public graphs: {listed}")

@@ -228,14 +228,11 @@ def test_node_public_queries_never_see_the_private_graph(store: KnowledgeStore) 
         + [Quad(A, P, Literal("other node"), NamedNode("https://host.example/nodes/bob/graphs/private"))]
     )
     private = node.graph(GraphKind.PRIVATE).value
-    seen = rows(
-        node.query_public(
-            f"SELECT ?o FROM <{private}> FROM NAMED <{private}> "
-            "WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }"
-        )
-    )
+    seen = rows(node.query_public("SELECT ?o WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }"))
     values = sorted({row["o"] for row in seen})
     assert values == sorted(f'"{kind.value}"' for kind in GraphKind if kind.public)
+    assert node.query_public(f"ASK {{ GRAPH <{private}> {{ ?s ?p ?o }} }}") is False
+    assert node.query_public("ASK { GRAPH ?g { ?s ?p ?o } }", bindings={"g": NamedNode(private)}) is False
 
 
 def test_bad_queries_are_query_errors_with_the_parsers_message(store: KnowledgeStore) -> None:
@@ -257,16 +254,23 @@ def test_to_rdflib_merges_graphs_and_keeps_blank_nodes_shared(store: KnowledgeSt
     assert len(to_rdflib(store, G2)) == 2
 
 
-def test_node_public_queries_refuse_federated_service_calls(store: KnowledgeStore) -> None:
+@pytest.mark.parametrize(
+    ("query", "refused"),
+    [
+        ("SELECT * WHERE { SeRvIcE <http://169.254.169.254/latest> { ?s ?p ?o } }", "SERVICE"),
+        ("SELECT * FROM <https://host.example/nodes/ada/graphs/private> WHERE { ?s ?p ?o }", "FROM"),
+        ("DEFINE input:default-graph-uri <urn:x> SELECT * WHERE { ?s ?p ?o }", "DEFINE"),
+        ("SELECT (bif:sys_stat('st_dbms_name') AS ?v) WHERE { }", "bif:"),
+    ],
+)
+def test_node_public_queries_refuse_what_widens_the_dataset(
+    store: KnowledgeStore, query: str, refused: str
+) -> None:
     node = NodeGraphs(NamedNode("https://host.example/nodes/ada"), store)
-    with pytest.raises(QueryError, match="SERVICE is not allowed"):
-        node.query_public("SELECT * WHERE { SeRvIcE <http://169.254.169.254/latest> { ?s ?p ?o } }")
-    # The word inside a literal or an IRI is not a SERVICE call.
-    assert node.query_public("ASK { ?s ?p 'SERVICE <http://x/>' }") is False
+    with pytest.raises(QueryError, match=f"not allowed in a query over a node's public graphs: {refused}"):
+        node.query_public(query)
 
 
-@pytest.mark.parametrize("format", [RdfFormat.TURTLE, RdfFormat.N_QUADS])
-def test_the_default_graph_dumps_alone(store: KnowledgeStore, format: RdfFormat) -> None:
-    fill(store)
-    quads = list(parse(store.dump(format=format, graph=DefaultGraph()), format))
-    assert quads == [Quad(B, P, Literal("default"), DefaultGraph())]
+def test_refused_words_inside_literals_and_iris_are_harmless(store: KnowledgeStore) -> None:
+    node = NodeGraphs(NamedNode("https://host.example/nodes/ada"), store)
+    assert node.query_public("ASK { ?s <https://e.example/from> 'SERVICE <http://x/> FROM bif:x' }") is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyoxigraph import BlankNode, Literal, NamedNode, Store
 
-from knowledge.store.bindings import BindingError, bind, values_block, variable_names
+from knowledge.store.bindings import BindingError, bind, bind_clauses, values_block, variable_names
 
 X = NamedNode("https://example.org/x")
 
@@ -31,9 +31,9 @@ def parses(text: str, *, update: bool = False) -> None:
         ("SELECT (EXISTS { ?s ?p ?o } AS ?e) WHERE { ?s ?p ?o }", "AS ?e) WHERE {"),
     ],
 )
-def test_query_values_open_the_outermost_where_group(query: str, before_values: str) -> None:
+def test_query_bindings_open_the_outermost_where_group(query: str, before_values: str) -> None:
     bound = bind(query, {"s": X})
-    head, _, _ = bound.partition(" VALUES (?s)")
+    head, _, _ = bound.partition(" BIND(<https://example.org/x> AS ?s)")
     assert head.endswith(before_values)
     parses(bound)
 
@@ -44,12 +44,12 @@ def test_construct_where_short_form_gets_a_trailing_values_clause() -> None:
     parses(bound)
 
 
-def test_every_update_operation_gets_the_values() -> None:
+def test_every_update_operation_gets_the_bindings() -> None:
     update = (
         "DELETE { ?s ?p ?o } WHERE { ?s ?p ?o } ;\nINSERT { ?s ?p 'new' } WHERE { OPTIONAL { ?s ?p ?o } }"
     )
     bound = bind(update, {"s": X}, update=True)
-    assert bound.count("VALUES (?s)") == 2
+    assert bound.count("BIND(<https://example.org/x> AS ?s)") == 2
     parses(bound, update=True)
 
 
@@ -66,9 +66,12 @@ def test_updates_that_cannot_hold_values_are_refused(update: str, message: str) 
         bind(update, {"s": X}, update=True)
 
 
-def test_values_terms_are_escaped_ntriples() -> None:
-    block = values_block({"?a": Literal('q"}\n\\'), "b": Literal("1", language="en"), "$c": X})
-    assert block == 'VALUES (?a ?b ?c) { ("q\\"}\\n\\\\" "1"@en <https://example.org/x>) }'
+def test_terms_are_written_as_escaped_ntriples() -> None:
+    bindings = {"?a": Literal('q"}\n\\'), "b": Literal("1", language="en"), "$c": X}
+    assert bind_clauses(bindings) == (
+        'BIND("q\\"}\\n\\\\" AS ?a) BIND("1"@en AS ?b) BIND(<https://example.org/x> AS ?c)'
+    )
+    assert values_block(bindings) == 'VALUES (?a ?b ?c) { ("q\\"}\\n\\\\" "1"@en <https://example.org/x>) }'
 
 
 @pytest.mark.parametrize(

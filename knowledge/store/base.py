@@ -94,7 +94,7 @@ class KnowledgeStore(Protocol):
         ...
 
     def named_graphs(self) -> list[NamedNode | BlankNode]:
-        """The named graphs, sorted by name."""
+        """The named graphs that hold at least one triple, sorted by name."""
         ...
 
     def count(self, graph: GraphName | None = None) -> int:

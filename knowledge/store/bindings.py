@@ -1,14 +1,16 @@
-"""Bindings as a one-row ``VALUES`` block joined at the start of a query's WHERE group.
+"""Bindings as ``BIND(term AS ?var)`` clauses opening a query's WHERE group.
 
 The rule, identical for the embedded and the remote store (see docs/store.md):
 
-* **Queries** get ``VALUES (?a ?b) { (<iri> "literal") }`` as the first element of the outermost
+* **Queries** get ``BIND(<iri> AS ?a) BIND("literal" AS ?b)`` as the first elements of the outermost
   WHERE group (for ``SELECT * { … }`` / ``ASK { … }`` without the keyword: the first top-level group).
-  Filters, ``OPTIONAL``, ``BIND`` and ``NOT EXISTS`` in that group see the bound value; a sub-query
-  does not (it is evaluated on its own, as SPARQL 1.1 scopes it).
-* **Updates** get the block in the WHERE group of *every* operation. An operation that binds must
+  That is a join with one solution, exactly like a one-row VALUES block there: filters, ``OPTIONAL``,
+  ``BIND`` and ``NOT EXISTS`` in that group see the bound value; a sub-query does not (it is evaluated
+  on its own, as SPARQL 1.1 scopes it). ``CONSTRUCT WHERE {…}`` and ``DESCRIBE <x>`` have no group
+  that may hold it and get a trailing ``VALUES`` clause instead, which joins the same way.
+* **Updates** get the clauses in the WHERE group of *every* operation. An operation that binds must
   therefore use the ``DELETE {…} INSERT {…} WHERE {…}`` form; ``INSERT {…} WHERE {}`` inserts bound
-  values once. ``DELETE WHERE {…}`` and ``INSERT DATA``/``DELETE DATA`` take no VALUES (the grammar
+  values once. ``DELETE WHERE {…}`` and ``INSERT DATA``/``DELETE DATA`` cannot hold them (the grammar
   forbids it) and are refused with a message saying so.
 
 Each term is written in its N-Triples form by pyoxigraph (``str(term)``), which escapes quotes,
@@ -16,7 +18,9 @@ backslashes and line breaks: a value can never end the literal and become query 
 
 pyoxigraph's own ``substitutions=`` (SEP-0007) was the first choice for the embedded store, but it
 refuses a variable that is not in the SELECT projection, so ``SELECT (COUNT(*) AS ?n) { ?s … }`` could
-not bind ``?s``; a VALUES block measured as fast (bench/store.py) and keeps one semantics for both.
+not bind ``?s``. ``BIND`` rather than ``VALUES`` because Virtuoso 7.2 fails (HTTP 500) on an update
+whose ``GRAPH ?g`` template variable comes from VALUES; both measured as fast as substitution
+(bench/store.py) on pyoxigraph.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def variable_names(text: str) -> frozenset[str]:
 def _analyse(
     text: str, update: bool
 ) -> tuple[frozenset[str], tuple[int, ...] | None, str | None, frozenset[str]]:
-    """Variables, VALUES offsets (``None``: append at the end) or why none fit, and bare words.
+    """Variables, offsets for the clauses (``None``: a trailing VALUES) or why none fit, bare words.
 
     Cached because a node runs the same few named queries thousands of times: the lexer costs
     tens of microseconds, the cached lookup well under one.
@@ -78,38 +82,72 @@ def _analyse(
         return names, (), str(error), words
 
 
+def query_form(text: str) -> str | None:
+    """``select``, ``ask``, ``construct`` or ``describe``: the first query-form keyword of ``text``
+    (``None`` for an update), so that a client can ask for the right kind of answer."""
+    return _form(text)
+
+
+@lru_cache(maxsize=2048)
+def _form(text: str) -> str | None:
+    for match in _TOKEN.finditer(text):
+        if match.lastgroup == "word" and (word := match.group().lower()) in _QUERY_FORMS:
+            return word
+    return None
+
+
 def keywords(text: str) -> frozenset[str]:
     """The bare words of ``text`` in lower case, outside strings, IRIs and comments (``service``,
     ``load`` …), for policy checks that must not be fooled by a keyword inside a literal."""
     return _analyse(text, False)[3]
 
 
-def values_block(bindings: Mapping[str, Term], *, allow_blank_nodes: bool = False) -> str:
-    """``VALUES (?a ?b) { (<x> "y") }`` for one row, each term in escaped N-Triples form."""
-    names: list[str] = []
-    terms: list[str] = []
+def _checked(bindings: Mapping[str, Term]) -> list[tuple[str, str]]:
+    """(``?name``, N-Triples term) pairs, refusing what SPARQL cannot bind."""
+    pairs: list[tuple[str, str]] = []
     for raw_name, term in bindings.items():
         name = raw_name.lstrip("?$")
         if not _VARIABLE_NAME.fullmatch(name):
             raise BindingError(f"not a SPARQL variable name: {raw_name!r}")
         if not isinstance(term, NamedNode | Literal | BlankNode | Triple):
             raise BindingError(f"?{name} must be bound to a pyoxigraph term, got {type(term).__name__}")
-        if isinstance(term, BlankNode) and not allow_blank_nodes:
-            raise BindingError(f"?{name}: SPARQL VALUES cannot hold a blank node")
-        names.append(f"?{name}")
-        terms.append(str(term))
-    return f"VALUES ({' '.join(names)}) {{ ({' '.join(terms)}) }}"
+        if isinstance(term, BlankNode):
+            raise BindingError(
+                f"?{name}: a blank node cannot be bound (SPARQL has no syntax for a stored one)"
+            )
+        pairs.append((f"?{name}", str(term)))
+    return pairs
+
+
+def bind_clauses(bindings: Mapping[str, Term]) -> str:
+    """``BIND(<x> AS ?a) BIND("y" AS ?b)``, each term in escaped N-Triples form."""
+    return _bind_clauses(_checked(bindings))
+
+
+def values_block(bindings: Mapping[str, Term]) -> str:
+    """``VALUES (?a ?b) { (<x> "y") }``: one row, each term in escaped N-Triples form."""
+    return _values_block(_checked(bindings))
+
+
+def _bind_clauses(pairs: list[tuple[str, str]]) -> str:
+    return " ".join(f"BIND({term} AS {name})" for name, term in pairs)
+
+
+def _values_block(pairs: list[tuple[str, str]]) -> str:
+    names = " ".join(name for name, _ in pairs)
+    terms = " ".join(term for _, term in pairs)
+    return f"VALUES ({names}) {{ ({terms}) }}"
 
 
 def bind(text: str, bindings: Mapping[str, Term] | None, *, update: bool = False) -> str:
-    """``text`` with the bindings joined in as a VALUES block; unchanged when there are none.
+    """``text`` with the bindings joined in (see the module docstring); unchanged when there are none.
 
     Raises :class:`BindingError` when a bound name does not occur in the text (a typo would otherwise
-    silently add a column) or when an update has no WHERE group the block may go into.
+    silently add a column) or when an update has no WHERE group the clauses may go into.
     """
     if not bindings:
         return text
-    block = values_block(bindings)
+    pairs = _checked(bindings)
     names, positions, problem, _ = _analyse(text, update)
     unknown = {name.lstrip("?$") for name in bindings} - names
     if unknown:
@@ -118,15 +156,16 @@ def bind(text: str, bindings: Mapping[str, Term] | None, *, update: bool = False
     if problem is not None:
         raise BindingError(problem)
     if positions is None:
-        return f"{text}\n{block}\n"
+        return f"{text}\n{_values_block(pairs)}\n"
+    clauses = _bind_clauses(pairs)
     # Insert from the end so earlier offsets stay valid.
     for position in reversed(positions):
-        text = f"{text[:position]} {block}\n{text[position:]}"
+        text = f"{text[:position]} {clauses}\n{text[position:]}"
     return text
 
 
 def _query_group(text: str) -> int | None:
-    """Offset just after the ``{`` opening the outermost WHERE group; ``None`` where none may hold VALUES.
+    """Offset just after the ``{`` opening the outermost WHERE group; ``None`` where none may hold BIND.
 
     ``CONSTRUCT WHERE {…}`` holds only a triples template and ``DESCRIBE <x>`` has no group: those
     get a trailing VALUES clause, which for them joins the same way.

@@ -144,7 +144,11 @@ class EmbeddedStore:
             raise StoreError(str(error)) from error
 
     def named_graphs(self) -> list[NamedNode | BlankNode]:
-        return sorted(self._store.named_graphs(), key=str)
+        # Graphs that hold a triple, as SPARQL's GRAPH ?g sees them on every endpoint; pyoxigraph
+        # also lists graphs created empty.
+        store = self._store
+        held = (g for g in store.named_graphs() if next(store.quads_for_pattern(None, None, None, g), None))
+        return sorted(held, key=str)
 
     def count(self, graph: GraphName | None = None) -> int:
         if graph is None:

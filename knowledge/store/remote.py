@@ -14,7 +14,8 @@ Answers are parsed by pyoxigraph, so callers get the same types as from the embe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import groupby, islice
 from typing import Self
 
@@ -22,6 +23,7 @@ import httpx
 from pyoxigraph import (
     BlankNode,
     DefaultGraph,
+    Literal,
     NamedNode,
     Quad,
     QueryResultsFormat,
@@ -41,19 +43,19 @@ from knowledge.store.base import (
     StoreUnavailable,
     check_dump_target,
 )
-from knowledge.store.bindings import BindingError, Term, bind
+from knowledge.store.bindings import BindingError, Term, bind, query_form
 
-# Results formats every SPARQL 1.1 endpoint speaks, preferred first; the answer's Content-Type picks
-# the parser, since the query form (SELECT or CONSTRUCT) is only known to the endpoint's parser.
-_ACCEPT = (
-    "application/sparql-results+json, application/n-triples;q=0.9, text/turtle;q=0.8, "
-    "application/sparql-results+xml;q=0.7, application/rdf+xml;q=0.6"
-)
+# What to ask for, by query form: some endpoints (Virtuoso) answer a CONSTRUCT with a solutions table
+# when results formats are acceptable at all. The answer's Content-Type still picks the parser.
+_ACCEPT_SOLUTIONS = "application/sparql-results+json, application/sparql-results+xml;q=0.8"
+_ACCEPT_TRIPLES = "application/n-triples, text/turtle;q=0.9, application/rdf+xml;q=0.5"
 _ALL_QUADS = "SELECT ?s ?p ?o ?g WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }"
 _COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
 _COUNT_ALL = "SELECT (COUNT(*) AS ?n) WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }"
-_GRAPHS = "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }"
+# Not GRAPH ?g {}: Virtuoso answers that with unbound rows.
+_GRAPHS = "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }"
 _MESSAGE_LIMIT = 500
+_VIRTUOSO_BNODE = re.compile(rb'("type"\s*:\s*"bnode"\s*,\s*"value"\s*:\s*")nodeID://')
 
 
 class SparqlEndpointStore:
@@ -111,8 +113,12 @@ class SparqlEndpointStore:
         except BindingError as error:
             raise QueryError(str(error), endpoint=self.query_url) from error
         form.update(_dataset_parameters(default_graph, named_graphs))
-        response = self._send("POST", self.query_url, data=form, headers={"Accept": _ACCEPT})
-        return _parse_answer(response)
+        kind = query_form(query)
+        accept = _ACCEPT_TRIPLES if kind in {"construct", "describe"} else _ACCEPT_SOLUTIONS
+        answer = _parse_answer(self._send("POST", self.query_url, data=form, headers={"Accept": accept}))
+        if kind == "ask" and isinstance(answer, QuerySolutions):
+            return _ask_from_table(answer)
+        return answer
 
     def update(self, update: str, *, bindings: Mapping[str, Term] | None = None) -> None:
         try:
@@ -199,7 +205,7 @@ class SparqlEndpointStore:
     def named_graphs(self) -> list[NamedNode | BlankNode]:
         rows = self.query(_GRAPHS)
         assert isinstance(rows, QuerySolutions)
-        return sorted((row["g"] for row in rows), key=str)
+        return sorted((row["g"] for row in rows if row["g"] is not None), key=str)
 
     def count(self, graph: GraphName | None = None) -> int:
         if graph is None:
@@ -268,13 +274,18 @@ def _graph_parameter(graph: GraphName | BlankNode) -> dict[str, str]:
 
 
 def _insert_data(quads: list[Quad]) -> str:
-    """``INSERT DATA`` with every term in pyoxigraph's escaped N-Triples form."""
-    parts = ["INSERT DATA {"]
+    """``INSERT DATA`` with every term in pyoxigraph's escaped N-Triples form.
+
+    With blank nodes, ``INSERT {…} WHERE {}`` instead: the same effect in SPARQL 1.1 (one solution,
+    one fresh blank node per label), and Virtuoso refuses blank nodes in ``INSERT DATA``.
+    """
+    has_blank = any(isinstance(q.subject, BlankNode) or isinstance(q.object, BlankNode) for q in quads)
+    parts = ["INSERT {" if has_blank else "INSERT DATA {"]
     ordered = sorted(quads, key=lambda q: str(q.graph_name))
     for graph, group in groupby(ordered, key=lambda q: q.graph_name):
         lines = "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in group)
         parts.append(lines if isinstance(graph, DefaultGraph) else f"GRAPH {graph} {{\n{lines}\n}}")
-    parts.append("}")
+    parts.append("} WHERE {}" if has_blank else "}")
     return "\n".join(parts)
 
 
@@ -291,20 +302,38 @@ def _rdf_format(response: httpx.Response) -> RdfFormat:
 
 
 def _parse_answer(response: httpx.Response) -> QueryResult:
+    """The answer as pyoxigraph types, read completely here so that a malformed answer is a
+    :class:`StoreError` now rather than a ``SyntaxError`` in the middle of the caller's loop."""
     media_type = _media_type(response)
     results_format = QueryResultsFormat.from_media_type(media_type) if media_type else None
+    content = response.content
     try:
         if results_format is not None:
-            answer = parse_query_results(response.content, results_format)
-            return answer if isinstance(answer, QuerySolutions) else bool(answer)
-        return _triples(parse(response.content, _rdf_format(response)))
+            content = _virtuoso_blank_nodes(content)
+            answer = parse_query_results(content, results_format)
+            if not isinstance(answer, QuerySolutions):
+                return bool(answer)
+            for _ in answer:  # validation pass; pyoxigraph offers no way to rewind solutions
+                pass
+            return parse_query_results(content, results_format)  # type: ignore[return-value]
+        return iter([quad.triple for quad in parse(content, _rdf_format(response))])
     except SyntaxError as error:
         raise StoreError(f"unreadable answer: {error}", endpoint=str(response.url)) from error
 
 
-def _triples(quads: Iterator[Quad]) -> Iterator[Triple]:
-    for quad in quads:
-        yield quad.triple
+def _virtuoso_blank_nodes(content: bytes) -> bytes:
+    """Virtuoso names result blank nodes ``nodeID://b10001``, which is not a blank node label."""
+    if b"nodeID://" not in content:
+        return content
+    return _VIRTUOSO_BNODE.sub(rb"\1", content)
+
+
+def _ask_from_table(solutions: QuerySolutions) -> bool:
+    """Virtuoso 7 answers ASK with a one-cell table (``__ASK_RETVAL`` = 1 or 0), not a boolean."""
+    for row in solutions:
+        value = next(iter(row), None)
+        return isinstance(value, Literal) and value.value not in {"0", "false"}
+    return False
 
 
 def _error_message(response: httpx.Response) -> str:
