@@ -15,6 +15,7 @@ import click
 
 # name -> "module:attribute" of a click command; the only place a subcommand is registered.
 COMMANDS: dict[str, str] = {
+    "data": "agents.commands.data:data",
     "init": "agents.commands.init:init",
     "validate": "agents.commands.validate:validate",
     "query": "agents.commands.query:query",
