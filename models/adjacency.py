@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from models.data import MusicTensors
 
-__all__ = ["NodeLayout", "bipartite_adjacency", "knowledge_adjacency", "normalized_adjacency"]
+__all__ = [
+    "NodeLayout",
+    "bipartite_adjacency",
+    "knowledge_adjacency",
+    "normalized_adjacency",
+    "symmetric_propagate",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,29 @@ class NodeLayout:
     @property
     def num_nodes(self) -> int:
         return sum(size for _, size in self.sizes)
+
+
+class _SymmetricSparseProduct(torch.autograd.Function):
+    """``A @ x`` for a symmetric sparse ``A``, whose gradient is ``A @ grad`` again.
+
+    torch's own backward for a CSR product transposes ``A`` on every call (a CSR-to-CSC conversion
+    costing more than the product itself); our adjacencies are symmetric by construction, so the
+    transpose is ``A`` and the backward pass is one more product with the same matrix.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, torch.sparse.mm(ctx.adjacency, grad)
+
+
+def symmetric_propagate(adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One propagation step ``adjacency @ x``; ``adjacency`` must be symmetric (all ours are)."""
+    return _SymmetricSparseProduct.apply(adjacency, x)
 
 
 def normalized_adjacency(

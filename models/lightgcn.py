@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from models.adjacency import symmetric_propagate
+
 __all__ = [
     "LightGCN",
     "KnowledgeLightGCN",
@@ -123,7 +125,7 @@ class LightGCN(EmbeddingRecommender):
         x = torch.cat(self.node_tables())
         total = x
         for _ in range(self.num_layers):
-            x = torch.sparse.mm(graph, x)
+            x = symmetric_propagate(graph, x)
             total = total + x
         out = total / (self.num_layers + 1)
         listeners, artists = self.num_listeners, self.num_artists

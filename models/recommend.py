@@ -12,7 +12,6 @@ the degree normalisation), so no retraining is needed.
 from __future__ import annotations
 
 import datetime
-import difflib
 import uuid
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import torch
 from rdflib import RDF, XSD, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
+from knowledge.music.names import NameIndex
 from models.data import MusicTensors
 from models.lightgcn import EmbeddingRecommender
 from ontology import PREFIXES, SPORE
@@ -65,29 +65,17 @@ class RankedArtist:
 
 
 def match_artists(names: list[str], tensors: MusicTensors, *, suggestions: int = 3) -> list[ArtistMatch]:
-    """Find each name among the artists, ignoring case (``casefold``) and surrounding spaces.
+    """Find each typed name among the artists (the catalogue's own name matching, see
+    :mod:`knowledge.music.names`: Unicode-normalised, case-insensitive, accent-tolerant).
 
     Names that match nothing raise one :class:`UnknownArtistError` listing, for each, up to
-    ``suggestions`` catalogue names that :func:`difflib.get_close_matches` finds close.
+    ``suggestions`` close catalogue names.
     """
-    folded: dict[str, int] = {}
-    for index, name in enumerate(tensors.artist_names):
-        # The first artist with a name wins; Last.fm has a few names twice under different ids.
-        folded.setdefault(name.strip().casefold(), index)
-    matches, unknown = [], {}
-    for query in names:
-        key = query.strip().casefold()
-        if not key:
-            continue
-        if key in folded:
-            index = folded[key]
-            matches.append(ArtistMatch(query, index, tensors.artist_names[index]))
-        else:
-            close = difflib.get_close_matches(key, folded.keys(), n=suggestions, cutoff=0.6)
-            unknown[query.strip()] = [tensors.artist_names[folded[c]] for c in close]
-    if unknown:
-        raise UnknownArtistError(unknown)
-    return matches
+    index = NameIndex(zip(tensors.artists, tensors.artist_names, strict=True))
+    found = index.match(names, limit=suggestions)
+    if found.unmatched:
+        raise UnknownArtistError({query: list(close) for query, close in found.unmatched})
+    return [ArtistMatch(m.query, tensors.artist_index(m.iri), m.name) for m in found.matched]
 
 
 class RecommendationEngine:

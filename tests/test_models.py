@@ -277,3 +277,16 @@ def test_itemknn_recommends_within_the_listeners_community() -> None:
     # Cosine similarity of an artist with itself is dropped, and each row keeps at most 10 neighbours.
     assert knn.similarity.to_dense().diagonal().abs().sum() == 0
     assert int((knn.similarity.to_dense() > 0).sum(dim=1).max()) <= 10
+
+
+def test_symmetric_propagation_has_the_gradient_of_a_dense_product() -> None:
+    from models.adjacency import symmetric_propagate
+
+    toy = planted(listeners=6, artists=4, per_listener=2)
+    graph = bipartite_adjacency(toy.interactions, toy.num_listeners, toy.num_artists)
+    x = torch.randn(10, 3, dtype=torch.float32, requires_grad=True)
+    weights = torch.randn(10, 3)
+    (symmetric_propagate(graph, x) * weights).sum().backward()
+    dense = graph.to_dense()
+    assert torch.allclose(dense, dense.T)
+    assert torch.allclose(x.grad, dense.T @ weights, atol=1e-6)
