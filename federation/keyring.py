@@ -97,6 +97,12 @@ class KeyRing:
     def cached(self, key_id: str) -> bool:
         return key_id in self._cache
 
+    def forget_owner(self, owner: str) -> None:
+        """Drop cached keys of ``owner`` (it sent an Update of itself: its key may have changed)."""
+        for key_id in [key_id for key_id, key in self._cache.items() if key.owner == owner]:
+            del self._cache[key_id]
+            self._fetched_at.pop(key_id, None)
+
     async def get(self, key_id: str, *, refresh: bool = False) -> RemoteKey:
         local = self._local(key_id)
         if local is not None:

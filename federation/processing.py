@@ -18,7 +18,7 @@ import pyoxigraph as ox
 
 from federation.actors import ActorDirectory, ActorKind, LocalActor
 from federation.config import GroupSpec
-from federation.jsonld import UnknownContext, to_quads
+from federation.jsonld import AS2_CONTEXT_URL, to_graph_quads
 from federation.keyring import RemoteKey, actor_endpoints
 from federation.outbox import Outbox
 from federation.state import FederationState, Relation
@@ -72,6 +72,24 @@ def sanitise(document: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """A verified activity as a handler sees it: ``actor`` is the signer's key owner, never a claim."""
+
+    activity: dict[str, Any]
+    signer: RemoteKey
+    target: LocalActor | None  # the local actor named by ``object``, if any
+    now: float
+
+    @property
+    def actor(self) -> str:
+        return self.signer.owner
+
+    @property
+    def id(self) -> str:
+        return str(self.activity["id"])
+
+
+@dataclass(frozen=True)
 class Received:
     activity: dict[str, Any]
     signer: RemoteKey
@@ -93,8 +111,9 @@ class Processor:
         fetch_actor: FetchActor,
         clock: Callable[[], float],
         admission: AdmissionPolicy = _default_admission,
+        forget_key: Callable[[str], None] = lambda owner: None,
         queue_size: int = 10_000,
-        batch_size: int = 256,
+        batch_size: int = 64,  # bounds how long one batch holds the event loop (p99 latency)
     ) -> None:
         self.actors = actors
         self.state = state
@@ -103,6 +122,10 @@ class Processor:
         self.fetch_actor = fetch_actor
         self.clock = clock
         self.admission = admission
+        self.forget_key = forget_key
+        # An embedded store writes a batch in well under a millisecond: handing it to a thread costs more
+        # than the write. A remote store does HTTP, which must not block the event loop.
+        self.inline_writes = hasattr(store, "native")
         self.batch_size = batch_size
         self.queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=queue_size)
         self.processed = 0
@@ -132,7 +155,7 @@ class Processor:
                     self.queue.task_done()
 
     async def process_batch(self, batch: list[Received]) -> None:
-        quads: list[ox.Quad] = []
+        entries: list[tuple[dict[str, Any], list[str]]] = []
         for item in batch:
             activity = sanitise(item.activity)
             recipients = self.recipients(activity, item.inbox_owner)
@@ -140,27 +163,17 @@ class Processor:
                 await self.handle(activity, item.signer, recipients)
             except Exception:
                 log.exception("handling %s failed", activity.get("id"))
-            quads.extend(self.as_quads(activity, recipients))
-        if quads:
+            if "@context" not in activity:
+                activity = {"@context": AS2_CONTEXT_URL, **activity}
+            entries.append((activity, [peers_graph(actor.id).value for actor in recipients]))
+        quads, errors = to_graph_quads(entries)
+        for error in errors:
+            log.warning("activity not stored as RDF: %s", error)
+        if quads and self.inline_writes:
+            self.store.extend(quads)
+        elif quads:
             await asyncio.to_thread(self.store.extend, quads)
         self.processed += len(batch)
-
-    def as_quads(self, activity: dict[str, Any], recipients: list[LocalActor]) -> list[ox.Quad]:
-        document = (
-            activity
-            if "@context" in activity
-            else {"@context": "https://www.w3.org/ns/activitystreams", **activity}
-        )
-        try:
-            triples = to_quads(document)
-        except (UnknownContext, SyntaxError, ValueError) as error:
-            log.warning("activity %s not stored as RDF: %s", activity.get("id"), error)
-            return []
-        return [
-            ox.Quad(t.subject, t.predicate, t.object, peers_graph(actor.id))
-            for actor in recipients
-            for t in triples
-        ]
 
     def recipients(self, activity: dict[str, Any], inbox_owner: str | None) -> list[LocalActor]:
         """Local actors an activity concerns: the inbox owner, or (shared inbox) all addressed or related."""
@@ -192,71 +205,102 @@ class Processor:
         return actor_endpoints(document)
 
     async def handle(self, activity: dict[str, Any], signer: RemoteKey, recipients: list[LocalActor]) -> None:
-        kinds = types_of(activity)
-        actor_id = signer.owner
-        target = self.actors.by_id(id_of(activity.get("object")) or "")
-        now = self.clock()
-        if ActivityType.FOLLOW in kinds and target is not None:
-            inbox, shared = await self._inbox_of(signer, actor_id)
-            if inbox is None:
-                return
-            blocked = self.state.relation_state(target.id, actor_id, Relation.BLOCKING) is not None
-            if blocked:
-                self.outbox.respond(target, ActivityType.REJECT, activity, inbox)
-                return
-            kind = Relation.MEMBER if target.kind is ActorKind.GROUP else Relation.FOLLOWER
+        """Run the side effect of each of the activity's types (one handler per type, see ``_HANDLERS``)."""
+        incoming = Incoming(
+            activity, signer, self.actors.by_id(id_of(activity.get("object")) or ""), self.clock()
+        )
+        for kind in sorted(types_of(activity)):
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                await handler(self, incoming)
+
+    async def _follow(self, incoming: Incoming) -> None:
+        """Follow of a node (or of a group, as Mastodon users do): accept unless blocked."""
+        target, actor_id = incoming.target, incoming.actor
+        if target is None:
+            return
+        inbox, shared = await self._inbox_of(incoming.signer, actor_id)
+        if inbox is None:
+            return
+        if self.state.relation_state(target.id, actor_id, Relation.BLOCKING) is not None:
+            self.outbox.respond(target, ActivityType.REJECT, incoming.activity, inbox)
+            return
+        kind = Relation.MEMBER if target.kind is ActorKind.GROUP else Relation.FOLLOWER
+        self.state.relate(
+            target.id,
+            actor_id,
+            kind,
+            activity_id=incoming.id,
+            inbox=inbox,
+            shared_inbox=shared,
+            now=incoming.now,
+        )
+        self.outbox.respond(target, ActivityType.ACCEPT, incoming.activity, inbox)
+
+    async def _join(self, incoming: Incoming) -> None:
+        """Join of a learning group: the admission policy decides, Accept or Reject answers."""
+        target, actor_id = incoming.target, incoming.actor
+        if target is None or target.group is None:
+            return
+        inbox, shared = await self._inbox_of(incoming.signer, actor_id)
+        if inbox is None:
+            return
+        blocked = self.state.relation_state(target.id, actor_id, Relation.BLOCKING) is not None
+        admitted = not blocked and self.admission(target.group, actor_id)
+        if admitted:
             self.state.relate(
                 target.id,
                 actor_id,
-                kind,
-                activity_id=activity["id"],
+                Relation.MEMBER,
+                activity_id=incoming.id,
                 inbox=inbox,
                 shared_inbox=shared,
-                now=now,
+                now=incoming.now,
             )
-            self.outbox.respond(target, ActivityType.ACCEPT, activity, inbox)
-        elif ActivityType.JOIN in kinds and target is not None and target.group is not None:
-            inbox, shared = await self._inbox_of(signer, actor_id)
-            if inbox is None:
-                return
-            admitted = self.state.relation_state(
-                target.id, actor_id, Relation.BLOCKING
-            ) is None and self.admission(target.group, actor_id)
-            if admitted:
-                self.state.relate(
-                    target.id,
-                    actor_id,
-                    Relation.MEMBER,
-                    activity_id=activity["id"],
-                    inbox=inbox,
-                    shared_inbox=shared,
-                    now=now,
-                )
-            self.outbox.respond(
-                target, ActivityType.ACCEPT if admitted else ActivityType.REJECT, activity, inbox
-            )
-        elif ActivityType.LEAVE in kinds and target is not None:
-            self.state.unrelate(target.id, actor_id, Relation.MEMBER)
-        elif kinds & {ActivityType.ACCEPT, ActivityType.REJECT}:
-            self._settle_request(activity, actor_id, accepted=ActivityType.ACCEPT in kinds)
-        elif ActivityType.UNDO in kinds:
-            undone = activity.get("object")
-            undone_types = types_of(undone) if isinstance(undone, dict) else frozenset()
-            if isinstance(undone, dict) and id_of(undone.get("actor")) != actor_id:
-                return  # only the author may undo an activity
-            local = self.actors.by_id(id_of(undone.get("object")) if isinstance(undone, dict) else "" or "")
-            if local is not None and undone_types & {ActivityType.FOLLOW, ActivityType.JOIN}:
-                self.state.unrelate(local.id, actor_id, Relation.FOLLOWER)
-                self.state.unrelate(local.id, actor_id, Relation.MEMBER)
-            elif isinstance(undone, str):
-                relation = self.state.relation_by_activity(undone)
-                if relation is not None and relation[1] == actor_id:
-                    self.state.unrelate(*relation)
-        elif ActivityType.BLOCK in kinds and target is not None:
-            # The blocker no longer wants our posts nor to follow us (Mastodon semantics).
-            self.state.unrelate(target.id, actor_id, Relation.FOLLOWER)
-            self.state.unrelate(target.id, actor_id, Relation.FOLLOWING)
-            self.state.relate(target.id, actor_id, "blocked-by", activity_id=activity["id"], now=now)
+        answer = ActivityType.ACCEPT if admitted else ActivityType.REJECT
+        self.outbox.respond(target, answer, incoming.activity, inbox)
+
+    async def _leave(self, incoming: Incoming) -> None:
+        if incoming.target is not None:
+            self.state.unrelate(incoming.target.id, incoming.actor, Relation.MEMBER)
+
+    async def _accept(self, incoming: Incoming) -> None:
+        self._settle_request(incoming.activity, incoming.actor, accepted=True)
+
+    async def _reject(self, incoming: Incoming) -> None:
+        self._settle_request(incoming.activity, incoming.actor, accepted=False)
+
+    async def _undo(self, incoming: Incoming) -> None:
+        undone, actor_id = incoming.activity.get("object"), incoming.actor
+        if isinstance(undone, str):
+            relation = self.state.relation_by_activity(undone)
+            if relation is not None and relation[1] == actor_id:
+                self.state.unrelate(*relation)
+            return
+        if not isinstance(undone, dict) or id_of(undone.get("actor")) != actor_id:
+            return  # only the author may undo an activity
+        local = self.actors.by_id(id_of(undone.get("object")) or "")
+        if local is not None and types_of(undone) & {ActivityType.FOLLOW, ActivityType.JOIN}:
+            self.state.unrelate(local.id, actor_id, Relation.FOLLOWER)
+            self.state.unrelate(local.id, actor_id, Relation.MEMBER)
+
+    async def _update(self, incoming: Incoming) -> None:
+        if id_of(incoming.activity.get("object")) == incoming.actor:
+            self.forget_key(incoming.actor)  # an actor updating itself may have rotated its key
+
+    async def _delete(self, incoming: Incoming) -> None:
+        if id_of(incoming.activity.get("object")) == incoming.actor:
+            self.forget_key(incoming.actor)
+            self.state.forget_remote(incoming.actor)  # the account is gone: no more deliveries to it
+
+    async def _block(self, incoming: Incoming) -> None:
+        target, actor_id = incoming.target, incoming.actor
+        if target is None:
+            return
+        # The blocker wants neither our posts nor to follow us any more (Mastodon semantics).
+        self.state.unrelate(target.id, actor_id, Relation.FOLLOWER)
+        self.state.unrelate(target.id, actor_id, Relation.FOLLOWING)
+        self.state.relate(target.id, actor_id, Relation.BLOCKED_BY, activity_id=incoming.id, now=incoming.now)
 
     def _settle_request(self, activity: dict[str, Any], actor_id: str, *, accepted: bool) -> None:
         request = activity.get("object")
@@ -274,3 +318,18 @@ class Processor:
             self.state.relate(local, remote, kind, state="accepted", now=self.clock())
         else:
             self.state.unrelate(local, remote, kind)
+
+
+Handler = Callable[[Processor, "Incoming"], Awaitable[None]]
+# One handler per activity type; types without one (Create, Announce, Like, Invite ...) are stored only.
+_HANDLERS: dict[str, Handler] = {
+    ActivityType.FOLLOW: Processor._follow,
+    ActivityType.JOIN: Processor._join,
+    ActivityType.LEAVE: Processor._leave,
+    ActivityType.ACCEPT: Processor._accept,
+    ActivityType.REJECT: Processor._reject,
+    ActivityType.UNDO: Processor._undo,
+    ActivityType.UPDATE: Processor._update,
+    ActivityType.DELETE: Processor._delete,
+    ActivityType.BLOCK: Processor._block,
+}

@@ -82,6 +82,7 @@ class HostRuntime:
             fetch_actor=self.fetch_signed,
             clock=self.clock,
             admission=self.admission,
+            forget_key=self.keyring.forget_owner,
             queue_size=limits.inbox_queue_size,
         )
         self.pipeline = InboxPipeline(

@@ -41,6 +41,7 @@ class Relation:
     FOLLOWING = "following"
     MEMBER = "member"
     BLOCKING = "blocking"
+    BLOCKED_BY = "blocked-by"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ class FederationState:
                 "DELETE FROM relations WHERE local = ? AND remote = ? AND kind = ?", (local, remote, kind)
             )
             return cursor.rowcount > 0
+
+    def forget_remote(self, remote: str) -> int:
+        """Remove every relation with a remote actor (it was deleted)."""
+        with self._lock:
+            return self._db.execute("DELETE FROM relations WHERE remote = ?", (remote,)).rowcount
 
     def relation_state(self, local: str, remote: str, kind: str) -> str | None:
         with self._lock:
