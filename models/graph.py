@@ -21,10 +21,11 @@ from pyoxigraph import NamedNode, QueryResultsFormat, QuerySolutions
 
 import queries
 from knowledge.graphs import GraphKind, NodeGraphs
+from knowledge.music.rdf import DEFAULT_NODE
 from knowledge.store import KnowledgeStore
 from models.data import MusicTensors
 
-__all__ = ["GraphRows", "load_music_tensors", "read_rows", "tensors_from_rows"]
+__all__ = ["GraphRows", "load_music_tensors", "music_tensors", "read_rows", "tensors_from_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,3 +172,10 @@ def load_music_tensors(store: KnowledgeStore, node: str, *, tag_weights: bool = 
     on Last.fm-2k and is off unless a model uses the weights.
     """
     return tensors_from_rows(read_rows(store, node, tag_weights=tag_weights))
+
+
+def music_tensors(
+    store: KnowledgeStore, node: str = DEFAULT_NODE, *, tag_weights: bool = False
+) -> MusicTensors:
+    """:func:`load_music_tensors` for the default single node that ``spore data`` imports into."""
+    return load_music_tensors(store, node, tag_weights=tag_weights)

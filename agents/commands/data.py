@@ -16,9 +16,9 @@ import click
 from tqdm import tqdm
 
 from knowledge.music.corpus import MusicCorpus
+from knowledge.music.rdf import DEFAULT_NODE
 from knowledge.music.tsv import MusicDataError
 
-DEFAULT_NODE = "http://127.0.0.1:8000/nodes/local"
 DEFAULT_STORE = Path("var") / "store"
 
 

@@ -27,6 +27,7 @@ from knowledge.music import vocab as v
 from knowledge.music.corpus import MusicCorpus
 
 __all__ = [
+    "DEFAULT_NODE",
     "ChunkStream",
     "TargetGraphs",
     "catalogue_nquads",
@@ -35,6 +36,9 @@ __all__ = [
     "private_nquads",
     "select_listeners",
 ]
+
+DEFAULT_NODE = "http://127.0.0.1:8000/nodes/local"
+"""The node a single-node setup imports into when no node IRI is given (``spore data --node``)."""
 
 CHUNK_RECORDS = 20_000
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
