@@ -101,9 +101,19 @@ class Outbox:
         body = json.dumps(activity).encode("utf-8")
         return sum(self.deliveries.enqueue(inbox, actor.id, body) for inbox in dict.fromkeys(inboxes))
 
-    def to_followers(self, actor: LocalActor, activity: dict[str, Any]) -> int:
+    def to_followers(self, actor: LocalActor, activity: dict[str, Any], *, exclude: str | None = None) -> int:
         recipients = self.state.recipients(actor.id, [Relation.FOLLOWER, Relation.MEMBER])
-        return self.send(actor, activity, fan_out(recipients))
+        return self.send(actor, activity, fan_out(r for r in recipients if r.actor != exclude))
+
+    def announce(self, group: LocalActor, create: dict[str, Any]) -> dict[str, Any]:
+        """A group passes a member's Create on to all other members (as Lemmy and Guppe groups do)."""
+        embedded = {key: value for key, value in create.items() if key != "@context"}
+        context = create.get("@context", AS2_CONTEXT_URL)
+        activity = self.activity(
+            group, ActivityType.ANNOUNCE, embedded, context=context, to=[PUBLIC], cc=[group.followers]
+        )
+        self.to_followers(group, activity, exclude=create.get("actor"))
+        return activity
 
     # -- social graph ----------------------------------------------------------------------------
     def follow(self, actor: LocalActor, target: str, inbox: str) -> dict[str, Any]:
@@ -131,7 +141,8 @@ class Outbox:
     ) -> dict[str, Any]:
         """Accept or Reject a Follow/Join, embedding the request as Mastodon and Fedify expect."""
         requester = request.get("actor")
-        activity = self.activity(actor, kind, request, to=[requester] if isinstance(requester, str) else [])
+        embedded = {key: value for key, value in request.items() if key != "@context"}
+        activity = self.activity(actor, kind, embedded, to=[requester] if isinstance(requester, str) else [])
         self.send(actor, activity, [inbox])
         return activity
 
@@ -172,19 +183,24 @@ class Outbox:
         *,
         text: str,
         hashtag: str,
-        extra_inboxes: Iterable[str] = (),
+        groups: Iterable[tuple[str, str]] = (),
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Publish a SPORE object (model update, recommendation, decision) and its human-readable Note.
 
-        Two Create activities go to the actor's followers (and ``extra_inboxes``, e.g. the group's):
-        one with the SPORE object in the SPORE context for fungus nodes, one with a public Note that
-        Mastodon shows, carrying the group hashtag and a link to the object.
+        Two Create activities go to the actor's followers and to the learning ``groups`` given as
+        ``(group actor id, inbox)`` (a group announces them to its members): one with the SPORE object
+        in the SPORE context for fungus nodes, one with a public Note that Mastodon shows, carrying the
+        group hashtag and a link to the object.
         """
+        groups = list(groups)
+        audience = [group for group, _inbox in groups]
         published = self.published()
         object_id = spore_object.get("id") or self.mint("objects")
         machine = {"@context": OBJECT_CONTEXT, **spore_object, "id": object_id, "attributedTo": actor.id}
         machine.setdefault("published", published)
         note_id = self.mint("objects")
+        if audience:
+            machine["audience"] = audience
         note = note_for(
             base_url=self.base_url,
             actor=actor,
@@ -195,9 +211,10 @@ class Outbox:
             published=published,
         )
         self.state.put_object(object_id, actor.id, machine)
+        note["cc"] = [*note["cc"], *audience]
         self.state.put_object(note_id, actor.id, {"@context": OBJECT_CONTEXT, **note})
         recipients = fan_out(self.state.recipients(actor.id, [Relation.FOLLOWER, Relation.MEMBER]))
-        recipients += list(extra_inboxes)
+        recipients += [inbox for _group, inbox in groups]
         spore_body = {key: value for key, value in machine.items() if key != "@context"}
         create_object = self.activity(
             actor,
@@ -205,7 +222,7 @@ class Outbox:
             spore_body,
             context=OBJECT_CONTEXT,
             to=[PUBLIC],
-            cc=[actor.followers],
+            cc=[actor.followers, *audience],
             published=published,
         )
         create_note = self.activity(
@@ -214,7 +231,7 @@ class Outbox:
             note,
             context=OBJECT_CONTEXT,
             to=[PUBLIC],
-            cc=[actor.followers],
+            cc=[actor.followers, *audience],
             published=published,
         )
         self.send(actor, create_object, recipients)

@@ -284,6 +284,18 @@ class Processor:
             self.state.unrelate(local.id, actor_id, Relation.FOLLOWER)
             self.state.unrelate(local.id, actor_id, Relation.MEMBER)
 
+    async def _create(self, incoming: Incoming) -> None:
+        """A member's Create addressed to a local group is announced to the group's other members."""
+        addressed = set()
+        for key in ("to", "cc", "audience"):
+            addressed.update(ids_of(incoming.activity.get(key)))
+        for group_id in addressed:
+            group = self.actors.by_id(group_id)
+            if group is None or group.group is None:
+                continue
+            if self.state.relation_state(group.id, incoming.actor, Relation.MEMBER) == "accepted":
+                self.outbox.announce(group, incoming.activity)
+
     async def _update(self, incoming: Incoming) -> None:
         if id_of(incoming.activity.get("object")) == incoming.actor:
             self.forget_key(incoming.actor)  # an actor updating itself may have rotated its key
@@ -321,7 +333,7 @@ class Processor:
 
 
 Handler = Callable[[Processor, "Incoming"], Awaitable[None]]
-# One handler per activity type; types without one (Create, Announce, Like, Invite ...) are stored only.
+# One handler per activity type; types without one (Announce, Like, Invite ...) are stored only.
 _HANDLERS: dict[str, Handler] = {
     ActivityType.FOLLOW: Processor._follow,
     ActivityType.JOIN: Processor._join,
@@ -329,6 +341,7 @@ _HANDLERS: dict[str, Handler] = {
     ActivityType.ACCEPT: Processor._accept,
     ActivityType.REJECT: Processor._reject,
     ActivityType.UNDO: Processor._undo,
+    ActivityType.CREATE: Processor._create,
     ActivityType.UPDATE: Processor._update,
     ActivityType.DELETE: Processor._delete,
     ActivityType.BLOCK: Processor._block,

@@ -185,7 +185,5 @@ class HostRuntime:
         hashtag: str,
         groups: list[str] = (),  # type: ignore[assignment]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        inboxes = [await self._inbox(group) for group in groups]
-        return self.outbox.publish(
-            self.local(name), spore_object, text=text, hashtag=hashtag, extra_inboxes=inboxes
-        )
+        targets = [(group, await self._inbox(group)) for group in groups]
+        return self.outbox.publish(self.local(name), spore_object, text=text, hashtag=hashtag, groups=targets)

@@ -219,6 +219,55 @@ def test_block_cuts_the_relation_and_refuses_the_blocked(hosts) -> None:
     assert refused.status_code == 403 and refused.json()["status"] == "blocked"
 
 
+def test_group_announces_a_members_post_to_the_other_members(tmp_path: Path) -> None:
+    group_host = start_local_host(tmp_path / "g", groups=(GroupSpec("folk", "#folk"),))
+    members = start_local_host(tmp_path / "m", nodes=(NodeSpec("hana"), NodeSpec("ivan")))
+    try:
+        folk = url(group_host, "/groups/folk")
+        for name in ("hana", "ivan"):
+            members.call(members.runtime.join(name, folk))
+        settle(members, group_host)
+        _, note = members.call(
+            members.runtime.publish(
+                "hana", {"type": "Evaluation"}, text="round 1", hashtag="#folk", groups=[folk]
+            )
+        )
+        settle(members, group_host, members)
+        ivan_graph = peers_graph(url(members, "/nodes/ivan")).value
+        assert ask(
+            members,
+            f"ASK {{ GRAPH <{ivan_graph}> {{ ?a a <{AS}Announce> ; <{AS}actor> <{folk}> ;"
+            f" <{AS}object>/<{AS}object> <{note['object']['id']}> }} }}",
+        )
+        assert folk in note["cc"] and folk in note["object"]["cc"]
+    finally:
+        group_host.stop()
+        members.stop()
+
+
+def test_undo_follow_and_actor_update(tmp_path: Path) -> None:
+    first = start_local_host(tmp_path / "u1", nodes=(NodeSpec("jo"),))
+    second = start_local_host(tmp_path / "u2", nodes=(NodeSpec("kim"),))
+    try:
+        jo, kim = url(first, "/nodes/jo"), url(second, "/nodes/kim")
+        first.call(first.runtime.follow("jo", kim))
+        settle(first, second)
+        assert second.runtime.state.relation_state(kim, jo, "follower") == "accepted"
+        assert second.runtime.keyring.cached(f"{jo}#main-key")
+        first.call(first.runtime.unfollow("jo", kim))
+        settle(first, second)
+        assert second.runtime.state.relation_state(kim, jo, "follower") is None
+        assert first.runtime.state.relation_state(jo, kim, "following") is None
+        # An actor announcing an Update of itself makes peers forget its cached key (rotation).
+        update = activity_from(first, "jo", "Update", {"id": jo, "type": "Service"})
+        assert post_signed(url(second, "/inbox"), update, key_of(first, "jo")).status_code == 202
+        settle(second)
+        assert not second.runtime.keyring.cached(f"{jo}#main-key")
+    finally:
+        first.stop()
+        second.stop()
+
+
 # -- rejections ------------------------------------------------------------------------------------
 
 
