@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from pyoxigraph import NamedNode
 
-from knowledge.store.base import KnowledgeStore, QueryError, QueryResult
+from knowledge.store.base import KnowledgeStore, QueryError, QueryResult, StoreError
 from knowledge.store.bindings import Term, keywords
 
 
@@ -64,7 +64,13 @@ class NodeGraphs:
     def query_public(self, query: str, *, bindings: Mapping[str, Term] | None = None) -> QueryResult:
         """Run ``query`` over the public graphs only: their union is the default graph and they are
         the only named graphs, so neither ``GRAPH ?g`` nor ``FROM <…/private>`` can see private data.
-        What could widen the dataset or reach out of the store is refused (:func:`check_public_query`)."""
+        What could widen the dataset or reach out of the store is refused (:func:`check_public_query`),
+        and so is a store that does not declare ``confines_datasets`` (:class:`StoreError`)."""
+        if not self.store.confines_datasets:
+            raise StoreError(
+                f"{self.store!r} is not known to confine queries to a dataset, so a public query could "
+                "probe the private graph; see confines_datasets in docs/store.md"
+            )
         check_public_query(query)
         public = self.public_graphs
         return self.store.query(query, bindings=bindings, default_graph=public, named_graphs=public)

@@ -91,10 +91,98 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KnowledgeS
             update_url=f"{base}/update",
             graph_store_url=f"{base}/store" if kind == "remote" else None,
             insert_chunk=7,  # small, so the chunked path runs more than one request in tests
+            confines_datasets=True,  # verified for Oxigraph by this suite
         )
         opened.clear(None)
     yield opened
     opened.close()
+
+
+_VIRTUOSO_INI = """\
+[Database]
+DatabaseFile = {dir}/virtuoso.db
+ErrorLogFile = {dir}/virtuoso.log
+LockFile = {dir}/virtuoso.lck
+TransactionFile = {dir}/virtuoso.trx
+xa_persistent_file = {dir}/virtuoso.pxa
+Striping = 0
+TempStorage = TempDatabase
+
+[TempDatabase]
+DatabaseFile = {dir}/virtuoso-temp.db
+TransactionFile = {dir}/virtuoso-temp.trx
+Striping = 0
+
+[Parameters]
+ServerPort = 127.0.0.1:{isql_port}
+DisableUnixSocket = 1
+NumberOfBuffers = 10000
+MaxDirtyBuffers = 6000
+DirsAllowed = {dir}
+ThreadsPerQuery = 2
+
+[HTTPServer]
+ServerPort = 127.0.0.1:{http_port}
+ServerRoot = {dir}
+MaxClientConnections = 4
+ServerThreads = 4
+
+[SPARQL]
+ResultSetMaxRows = 100000
+MaxQueryExecutionTime = 60
+"""
+
+
+@pytest.fixture(scope="session")
+def virtuoso_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SPARQL endpoint URL of a throwaway Virtuoso 7 (``virtuoso-t``, installed by
+    .ci/install-virtuoso.sh) on 127.0.0.1, with SPARQL updates granted to anonymous users."""
+    server, isql = shutil.which("virtuoso-t"), shutil.which("isql-vt")
+    if server is None or isql is None:
+        reason = "Virtuoso is not installed (bash .ci/install-virtuoso.sh)"
+        if os.environ.get("SPORE_REQUIRE_INTEROP") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    directory = tmp_path_factory.mktemp("virtuoso")
+    isql_port, http_port = _free_port(), _free_port()
+    ini = directory / "virtuoso.ini"
+    ini.write_text(_VIRTUOSO_INI.format(dir=directory, isql_port=isql_port, http_port=http_port))
+    process = subprocess.Popen(
+        [server, "+foreground", "+configfile", str(ini)],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{http_port}/sparql"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                log = (directory / "virtuoso.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"virtuoso-t exited: {log}")
+            try:
+                httpx.get(endpoint, params={"query": "ASK {}"}, timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        # The default "dba" password is fine for a database that lives as long as this session.
+        grant = "GRANT SPARQL_UPDATE TO \"SPARQL\"; DB.DBA.RDF_DEFAULT_USER_PERMS_SET ('nobody', 7);"
+        subprocess.run(
+            [isql, f"127.0.0.1:{isql_port}", "dba", "dba", f"exec={grant}"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 # ---- end of knowledge store block ----

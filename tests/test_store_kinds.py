@@ -164,3 +164,15 @@ def test_a_reader_can_open_the_store_a_running_node_holds(tmp_path: Path) -> Non
             EmbeddedStore(tmp_path / "node")  # a second writer would corrupt it: RocksDB's lock says no
         with EmbeddedStore(tmp_path / "node", read_only=True) as reader:
             assert reader.count(G) == 1
+
+
+def test_public_queries_need_a_store_that_confines_datasets() -> None:
+    from knowledge.graphs import NodeGraphs
+
+    seen, transport = recording(httpx.Response(500))
+    unverified = SparqlEndpointStore("http://sparql.test/q", transport=transport)
+    with pytest.raises(StoreError, match="not known to confine"):
+        NodeGraphs(NamedNode("https://host.example/nodes/ada"), unverified).query_public("ASK {}")
+    assert seen == []  # refused before anything was sent
+    assert SparqlEndpointStore.oxigraph("http://127.0.0.1:9").confines_datasets
+    assert EmbeddedStore().confines_datasets

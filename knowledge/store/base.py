@@ -60,7 +60,13 @@ class KnowledgeStore(Protocol):
     dataset as SPARQL's ``FROM``/``FROM NAMED`` and the protocol's ``default-graph-uri``/
     ``named-graph-uri`` do: giving either one replaces the whole dataset, so the other is empty unless
     given too, and the query's own ``FROM`` clauses are overridden.
+
+    ``confines_datasets`` says whether the store applies such a restriction to *every* part of a
+    query (``ASK``, ``EXISTS``, constant patterns), so that data outside the dataset cannot leak even
+    one bit; public queries (:class:`knowledge.graphs.NodeGraphs`) run only on stores where it holds.
     """
+
+    confines_datasets: bool
 
     def query(
         self,

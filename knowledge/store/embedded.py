@@ -53,6 +53,8 @@ class EmbeddedStore:
     ['"x"']
     """
 
+    confines_datasets = True  # pyoxigraph evaluates every pattern against the given dataset
+
     def __init__(self, path: str | PathLike[str] | None = None, *, read_only: bool = False) -> None:
         self.path = None if path is None else Path(path)
         try:

@@ -65,6 +65,12 @@ class SparqlEndpointStore:
     uses ``/query`` and ``/update``, see :meth:`oxigraph`). ``graph_store_url`` enables fast bulk
     load/dump. Credentials are HTTP basic (``user``/``password``) or a bearer ``token``; ``timeout``
     is in seconds for each request.
+
+    ``confines_datasets=True`` declares that the endpoint applies the protocol's dataset to every part
+    of a query. It is off unless verified: Virtuoso 7.2 answers ``ASK``, ``FILTER EXISTS`` and fully
+    constant ``GRAPH <g> {…}`` patterns from all graphs (tests/test_store_virtuoso.py), which would
+    let a public query probe a node's private graph. Oxigraph server passes the suite and
+    :meth:`oxigraph` sets it.
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class SparqlEndpointStore:
         token: str | None = None,
         timeout: float = 30.0,
         insert_chunk: int = 10_000,
+        confines_datasets: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if token is not None and user is not None:
@@ -88,6 +95,7 @@ class SparqlEndpointStore:
         self.update_url = update_url or query_url
         self.graph_store_url = graph_store_url
         self.insert_chunk = insert_chunk
+        self.confines_datasets = confines_datasets
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         auth = httpx.BasicAuth(user, password) if user is not None and password is not None else None
         self._client = httpx.Client(timeout=timeout, headers=headers, auth=auth, transport=transport)
@@ -96,6 +104,7 @@ class SparqlEndpointStore:
     def oxigraph(cls, base_url: str, **options: object) -> SparqlEndpointStore:
         """An Oxigraph server at ``base_url`` (``/query``, ``/update`` and ``/store``)."""
         base = base_url.rstrip("/")
+        options.setdefault("confines_datasets", True)
         return cls(f"{base}/query", update_url=f"{base}/update", graph_store_url=f"{base}/store", **options)  # type: ignore[arg-type]
 
     # --- SPARQL ---------------------------------------------------------------------------------
