@@ -2,7 +2,7 @@
 
 Measures bulk load, counting, a bound point lookup (the shape of most node queries), an aggregate
 and a dump, each as the median of repeated runs after a discarded warm-up. The embedded point lookup
-is also timed with pyoxigraph's own ``substitutions=``, the baseline for the VALUES-block bindings
+is also timed with pyoxigraph's own ``substitutions=``, the baseline for the BIND-clause bindings
 the store uses (knowledge/store/bindings.py).
 
     python bench/store.py                 # 20,000 triples, about 20 seconds
@@ -145,7 +145,7 @@ def main() -> None:
                 lambda: consume(native.query(baseline, substitutions=substitution)),
                 args.repeat * 20,
             )
-            columns["embedded (disk)"]["bound lookup, paired: VALUES (ms)"] = ours
+            columns["embedded (disk)"]["bound lookup, paired: BIND (ms)"] = ours
             columns["embedded (disk)"]["bound lookup, paired: substitutions= baseline (ms)"] = theirs
         # One fresh server per column: a cleared RocksDB keeps tombstones that slow the next scans.
         for column, graph_store in (("server, Graph Store", True), ("server, SPARQL only", False)):

@@ -111,7 +111,7 @@ def query(
     """Run QUERY against a node's store or a SPARQL endpoint and print the results.
 
     QUERY is the name of a shipped query (listed below), a path to a .rq file, or SPARQL text.
-    Values are passed with --bind and joined into the query as a VALUES block, never pasted as text.
+    Values are passed with --bind and joined into the query as BIND clauses, never pasted as text.
 
     Exit status: 0 on success, 2 when the query, a binding or the store cannot be read (the parser's
     message is shown), 1 for other failures such as an unreachable endpoint.
