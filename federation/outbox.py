@@ -17,7 +17,7 @@ from federation.actors import ActorDirectory, LocalActor, hashtag_object
 from federation.delivery import DeliveryQueue
 from federation.jsonld import AS2_CONTEXT_URL, OBJECT_CONTEXT
 from federation.state import FederationState, Recipient, Relation
-from federation.vocab import PUBLIC, ActivityType
+from federation.vocab import PUBLIC, ActivityType, with_as2_type
 
 __all__ = ["Outbox", "fan_out", "note_for", "hashtag_link"]
 
@@ -197,6 +197,7 @@ class Outbox:
         published = self.published()
         object_id = spore_object.get("id") or self.mint("objects")
         machine = {"@context": OBJECT_CONTEXT, **spore_object, "id": object_id, "attributedTo": actor.id}
+        machine["type"] = with_as2_type(spore_object.get("type", "Object"))
         machine.setdefault("published", published)
         note_id = self.mint("objects")
         if audience:

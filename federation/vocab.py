@@ -22,6 +22,7 @@ __all__ = [
     "origin_of",
     "same_origin",
     "json_depth",
+    "with_as2_type",
 ]
 
 AS_NS = "https://www.w3.org/ns/activitystreams#"
@@ -56,6 +57,21 @@ class ActorType(enum.StrEnum):
 
 
 ACTOR_TYPES = frozenset(t.value for t in ActorType)
+# AS2 core object types (Activity Vocabulary section 3.3) plus the base class.
+AS2_OBJECT_TYPES = frozenset(
+    {"Object", "Article", "Audio", "Document", "Event", "Image", "Note", "Page", "Place", "Profile"}
+    | {"Relationship", "Tombstone", "Video", "Collection", "OrderedCollection"}
+)
+
+
+def with_as2_type(kind: str | list[str]) -> list[str]:
+    """Types for a published object, with an AS2 class first when it has none.
+
+    Fedify (and other typed parsers) refuse an object whose types are all outside ActivityStreams
+    ("Invalid type: ...#Decision"); a SPORE Decision is also an ``as:Object``, so it says so.
+    """
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    return kinds if any(k in AS2_OBJECT_TYPES for k in kinds) else ["Object", *kinds]
 
 
 def ids_of(value: Any) -> Iterator[str]:

@@ -16,6 +16,7 @@ from federation.keyring import KeyRing, KeyUnavailable, key_from_document
 from federation.keys import ActorKey, generate_rsa_key, load_or_create_key
 from federation.outbox import fan_out, note_for
 from federation.state import Recipient
+from federation.vocab import with_as2_type
 from federation.webfinger import LookupFailure, WebFingerError, lookup
 
 
@@ -241,3 +242,17 @@ def test_note_carries_hashtag_in_tag_and_content(directory: ActorDirectory) -> N
     assert "&lt;better&gt;" in note["content"]  # the text is escaped, not interpreted
     assert 'href="https://spore.example/objects/0"' in note["content"]
     assert note["to"] == ["https://www.w3.org/ns/activitystreams#Public"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("Decision", ["Object", "Decision"]),
+        (["Evaluation"], ["Object", "Evaluation"]),
+        ("Note", ["Note"]),
+        (["Document", "ModelSnapshot"], ["Document", "ModelSnapshot"]),
+    ],
+)
+def test_published_objects_carry_an_as2_type(kind, expected) -> None:
+    # Fedify refuses "Invalid type: https://w3id.org/spore/ns#Decision" when no AS2 type is present.
+    assert with_as2_type(kind) == expected
