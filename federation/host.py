@@ -27,6 +27,7 @@ from federation.actors import ActorKind, LocalActor, collection, collection_page
 from federation.client import AP_CONTENT_TYPE
 from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
 from federation.inbox import InboxResult, Verdict
+from federation.jsonld import ACTOR_CONTEXT
 from federation.nodeinfo import discovery, nodeinfo
 from federation.processing import AdmissionPolicy, QuadSink, _default_admission
 from federation.runtime import HostRuntime
@@ -188,6 +189,19 @@ def object_router(runtime: HostRuntime) -> APIRouter:
         if not wants_activity_json(request.headers.get("accept")):
             return _not_acceptable()
         return _activity_json(document)
+
+    @router.get("/tags/{name}")
+    async def hashtag(name: str, request: Request) -> Response:
+        """A hashtag link's target: the learning group with that hashtag, else the Hashtag itself."""
+        for group in runtime.actors.groups.values():
+            if group.group is not None and group.group.hashtag.lstrip("#").lower() == name.lower():
+                return Response(status_code=302, headers={"location": group.id})
+        document = {
+            "@context": ACTOR_CONTEXT,
+            "id": runtime.config.base_url + request.url.path,
+            "type": "Hashtag",
+        }
+        return _activity_json({**document, "name": f"#{name}"})
 
     return router
 

@@ -127,6 +127,14 @@ def test_webfinger_nodeinfo_and_actor(hosts) -> None:
     assert httpx.get(url(a, "/actor"), headers={"accept": ld}).json()["type"] == "Application"
 
 
+def test_hashtag_links_lead_to_the_learning_group(hosts) -> None:
+    _, b = hosts
+    found = httpx.get(url(b, "/tags/JAZZ"))
+    assert found.status_code == 302 and found.headers["location"] == url(b, "/groups/jazz")
+    other = httpx.get(url(b, "/tags/ambient")).json()
+    assert other["type"] == "Hashtag" and other["name"] == "#ambient"
+
+
 # -- the social graph ------------------------------------------------------------------------------
 
 
