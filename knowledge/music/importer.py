@@ -73,6 +73,9 @@ def import_corpus(
         _load(store, counter(chunks))
         written.append(counter.lines)
     if isinstance(store, EmbeddedStore):
+        # Bulk loading leaves many small files behind; compacting them now makes the first reads
+        # (graph -> tensors) two to three times faster, for a few seconds here.
+        store.native.optimize()
         store.flush()
     return ImportSummary(*written)
 
