@@ -83,6 +83,7 @@ class Simulator:
         self._links: dict[tuple[str, str], _Link] = {}
         self._side: dict[str, int] = {}  # node -> partition side; absent: reachable by everyone
         self._digest = hashlib.sha256()
+        self._followers: dict[str, set[str]] = {}  # hashtag -> nodes that seek it
 
     # setup --------------------------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class Simulator:
         if state.actor in self.nodes:
             raise ValueError(f"node {state.actor} already added")
         self.nodes[state.actor] = SimNode(ctx=ctx, state=state)
+        self._follow(state.actor, (), state.seeks)
         self._schedule(at, _CONTROL, (self._boot, state.actor))
 
     def set_link(
@@ -125,7 +127,7 @@ class Simulator:
 
     def send(self, sender: str, message: Message) -> None:
         """Deliver ``message`` to each recipient after the link's latency, unless lost or cut off."""
-        recipients = sorted(self.nodes) if PUBLIC in message.to else sorted(set(message.to))
+        recipients = self._public_audience(message) if PUBLIC in message.to else sorted(set(message.to))
         payload: Any = message
         if self.codec is not None:
             payload = self.codec.encode(message)
@@ -146,6 +148,23 @@ class Simulator:
             if isinstance(message, Create):
                 self._count("update-bytes", message.update.byte_size)
             self._schedule(self.now + delay, _DELIVER, (recipient, (sender, payload)))
+
+    def _public_audience(self, message: Message) -> list[str]:
+        """Everyone for an untagged public activity; for a tagged one, the followers of its hashtags
+        (as Mastodon delivers to followed hashtags and relays), so that 125 group announcements do not
+        cost 125,000 deliveries in a thousand-node run."""
+        if not message.hashtags:
+            return sorted(self.nodes)
+        audience: set[str] = set()
+        for hashtag in message.hashtags:
+            audience |= self._followers.get(hashtag, set())
+        return sorted(audience)
+
+    def _follow(self, actor: str, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        for hashtag in set(old) - set(new):
+            self._followers.get(hashtag, set()).discard(actor)
+        for hashtag in set(new) - set(old):
+            self._followers.setdefault(hashtag, set()).add(actor)
 
     # running ------------------------------------------------------------------------------------
 
@@ -207,7 +226,10 @@ class Simulator:
 
     def _step(self, actor: str, inbox: list[Envelope]) -> None:
         node = self.nodes[actor]
+        seeks = node.state.seeks
         node.state, outbox = step(node.ctx, node.state, inbox, self.now)
+        if node.state.seeks != seeks:
+            self._follow(actor, seeks, node.state.seeks)
         for message in outbox:
             self.send(actor, message)
         wakeup = node.state.wakeup_at

@@ -53,7 +53,9 @@ RULE = "https://w3id.org/spore/ns#WeightedMean"
 ARCH = "https://w3id.org/spore/ns#LinearModel"
 
 
-def weighted_mean(contributions: Sequence[WeightedParameters]) -> dict[str, torch.Tensor]:
+def weighted_mean(
+    contributions: Sequence[WeightedParameters], *, reference: object = None
+) -> dict[str, torch.Tensor]:
     total = sum(c.weight for c in contributions)
     return {
         name: sum(c.parameters[name] * (c.weight / total) for c in contributions)  # type: ignore[misc]

@@ -22,7 +22,9 @@ from agents.protocol.wire import WireCodec, WirePayload
 from agents.scenarios import Fungiverse, linear_fungiverse
 
 
-def weighted_mean(contributions: Sequence[WeightedParameters]) -> dict[str, torch.Tensor]:
+def weighted_mean(
+    contributions: Sequence[WeightedParameters], *, reference: object = None
+) -> dict[str, torch.Tensor]:
     """The reference rule of these tests (the merge engineer's rules are tested in models/)."""
     total = sum(c.weight for c in contributions)
     names = contributions[0].parameters
@@ -229,3 +231,27 @@ def test_no_payload_leaving_a_node_carries_private_data(schedule: str) -> None:
         for _, p in payloads
     )
     assert all(set(shared_part(sim.state(a).weights)) == {SHARED} for a in world.actors)
+
+
+def test_the_groups_rule_comes_from_models_merge_by_its_iri() -> None:
+    from agents.protocol.learning import resolve_rule
+
+    ours, theirs = fungiverse(4, max_rounds=2), linear_fungiverse(4, rule_for=resolve_rule, max_rounds=2)
+    ours.simulator.run(30.0)
+    theirs.simulator.run(30.0)
+    for actor in ours.actors:
+        torch.testing.assert_close(shared(theirs, actor), shared(ours, actor))
+
+
+@pytest.mark.parametrize("rule", ["VarianceCorrectedMean", "TrimmedMean", "CoordinateMedian", "Krum"])
+def test_every_aggregation_rule_runs_a_group(rule: str) -> None:
+    from agents.protocol.learning import resolve_rule
+
+    world = linear_fungiverse(
+        5, rule_for=resolve_rule, max_rounds=6, aggregation_rule=f"https://w3id.org/spore/ns#{rule}"
+    )
+    world.simulator.run(40.0)
+    digests = {world.simulator.state(a).last_round.merged_sha256 for a in world.actors}  # type: ignore[union-attr]
+    assert len(digests) == 1 and world.simulator.state(world.actors[0]).rounds_done == 6
+    error = (shared(world, world.actors[0]) - world.true_weight).norm()
+    assert error < 0.5 * world.true_weight.norm()

@@ -90,28 +90,43 @@ class WeightedParameters:
 
 
 class MergeRule(Protocol):
-    """Merges the group's contributions into one set of shared parameters (pure, no mutation)."""
+    """Merges the group's contributions into one set of shared parameters (pure, no mutation).
 
-    def __call__(self, contributions: Sequence[WeightedParameters]) -> dict[str, Tensor]: ...
+    ``reference`` is the receiver's own current shared weights: robust rules and row-sparse
+    updates fall back on it for rows nobody sent.
+    """
+
+    def __call__(
+        self, contributions: Sequence[WeightedParameters], *, reference: Weights | None = None
+    ) -> dict[str, Tensor]: ...
 
 
 RuleResolver = Callable[[str], MergeRule]
 
 
 def resolve_rule(rule_iri: str) -> MergeRule:
-    """The merge rule the ontology individual ``rule_iri`` names, from ``models.merge``.
+    """The merge rule the ontology individual ``rule_iri`` names, from :mod:`models.merge`.
 
-    The merge engineer's ``rule_for`` returns an ``AggregationRule`` over ``ModelUpdate``s; this
-    adapter is the one place that knows its calling convention.
+    ``models.merge`` rules aggregate its own ``ModelUpdate`` values (sender, round, weights,
+    number of examples); this adapter is the one place that knows that calling convention.
+    Raises ``models.merge.UnknownRuleError`` for an IRI no rule implements.
     """
-    try:
-        from models.merge import rule_for  # type: ignore[import-not-found]
-    except ImportError as error:  # models/merge.py not installed yet
-        raise LookupError(f"no merge rules available for {rule_iri}: {error}") from error
-    rule = rule_for(rule_iri)
-    aggregate = getattr(rule, "aggregate", rule)
+    from models.merge import ModelUpdate, rule_for
 
-    def merge(contributions: Sequence[WeightedParameters]) -> dict[str, Tensor]:
-        return dict(aggregate(contributions))
+    rule = rule_for(rule_iri)
+
+    def merge(
+        contributions: Sequence[WeightedParameters], *, reference: Weights | None = None
+    ) -> dict[str, Tensor]:
+        updates = [
+            ModelUpdate(
+                sender=item.source or f"urn:spore:contribution:{index}",
+                round=0,
+                weights=item.parameters,
+                num_examples=max(0, round(item.weight)),
+            )
+            for index, item in enumerate(contributions)
+        ]
+        return rule.aggregate(updates, reference=reference)
 
     return merge

@@ -197,6 +197,11 @@ class Message:
     actor: str
     to: tuple[str, ...] = field(default=())
 
+    @property
+    def hashtags(self) -> tuple[str, ...]:
+        """Hashtags the activity is tagged with; a public activity reaches their followers."""
+        return ()
+
     def __post_init__(self) -> None:
         _require_iri(self.id, "activity id")
         _require_iri(self.actor, "actor")
@@ -212,6 +217,10 @@ class Announce(Message):
 
     activity_type: ClassVar[str] = "Announce"
     group: GroupInfo
+
+    @property
+    def hashtags(self) -> tuple[str, ...]:
+        return (self.group.hashtag,)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -197,7 +197,8 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
     names = sorted(contributions)
     rule = ctx.rule_for(membership.group.aggregation_rule)
     merged = rule(
-        [WeightedParameters(contributions[n].parameters, float(contributions[n].samples), n) for n in names]
+        [WeightedParameters(contributions[n].parameters, float(contributions[n].samples), n) for n in names],
+        reference=shared_part(state.weights),
     )
     weights = {**state.weights, **{name: tensor.detach() for name, tensor in merged.items()}}
     metrics = tuple(sorted(ctx.learner.evaluate(weights).items())) if ctx.evaluate else ()
