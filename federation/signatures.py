@@ -13,29 +13,21 @@ the ``http-message-signatures`` library.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import enum
 import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import http_sf
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-from http_message_signatures import (
-    HTTPMessageSigner,
-    HTTPMessageVerifier,
-    HTTPSignatureKeyResolver,
-    InvalidSignature,
-    algorithms,
-)
-from http_message_signatures.exceptions import HTTPMessageSignaturesException
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from federation.keys import ActorKey, PublicKey
+from federation.rfc9421 import RFC9421_ALGORITHMS, http_date, sign_rfc9421, verify_rfc9421
 
 __all__ = [
     "SignatureScheme",
@@ -126,12 +118,6 @@ CAVAGE_REQUIRED = {
 RFC9421_REQUIRED = {
     "get": ('"@method"', '"@target-uri"'),
     "post": ('"@method"', '"@target-uri"', '"content-digest"'),
-}
-# RFC 9421 section 6.2 algorithm registry entries we verify, by key type when ``alg`` is absent.
-RFC9421_ALGORITHMS = {
-    "rsa-v1_5-sha256": algorithms.RSA_V1_5_SHA256,
-    "rsa-pss-sha512": algorithms.RSA_PSS_SHA512,
-    "ed25519": algorithms.ED25519,
 }
 
 _CAVAGE_PARAM = re.compile(r'\s*(\w+)\s*=\s*(?:"([^"]*)"|(\d+))\s*(?:,|$)')
@@ -335,47 +321,6 @@ def _verify_cavage(parsed: ParsedSignature, request: SignedRequest, key: PublicK
     return True
 
 
-class _FixedKey(HTTPSignatureKeyResolver):
-    def __init__(self, key: PublicKey) -> None:
-        self.key = key
-
-    def resolve_public_key(self, key_id: str) -> PublicKey:
-        return self.key
-
-
-class _Message:
-    """The request shape ``http-message-signatures`` reads (method, url, headers)."""
-
-    def __init__(self, request: SignedRequest) -> None:
-        self.method = request.method.upper()
-        self.url = request.url
-        self.headers = dict(request.headers)
-
-
-class _WindowlessVerifier(HTTPMessageVerifier):
-    # Freshness is checked by check_freshness() against the injected clock, not the wall clock.
-    def validate_created_and_expires(self, sig_input, max_age=None) -> None:  # type: ignore[override]
-        return None
-
-
-def _verify_rfc9421(parsed: ParsedSignature, request: SignedRequest, key: PublicKey) -> bool:
-    if parsed.algorithm is not None:
-        algorithm = RFC9421_ALGORITHMS.get(str(parsed.algorithm))
-    else:
-        algorithm = (
-            algorithms.ED25519 if isinstance(key, ed25519.Ed25519PublicKey) else algorithms.RSA_V1_5_SHA256
-        )
-    if algorithm is None:
-        return False
-    verifier = _WindowlessVerifier(signature_algorithm=algorithm, key_resolver=_FixedKey(key))
-    verifier.require_created = False
-    try:
-        verifier.verify(_Message(request), max_age=None, expect_tag=None, expect_label=None)
-    except (InvalidSignature, HTTPMessageSignaturesException):
-        return False
-    return True
-
-
 def verify_signature(parsed: ParsedSignature, request: SignedRequest, key: PublicKey) -> Verified | Rejected:
     """The cryptographic check alone; run :func:`check_freshness` and :func:`check_digest` first."""
     if parsed.scheme is SignatureScheme.DRAFT_CAVAGE_12:
@@ -389,14 +334,10 @@ def verify_signature(parsed: ParsedSignature, request: SignedRequest, key: Publi
             return Rejected(
                 SignatureFailure.UNSUPPORTED_ALGORITHM, f"alg {parsed.algorithm!r}", parsed.key_id
             )
-        ok = _verify_rfc9421(parsed, request, key)
+        ok = verify_rfc9421(request.method, request.url, request.headers, parsed.algorithm, key)
     if not ok:
         return Rejected(SignatureFailure.INVALID, f"{parsed.scheme} signature does not verify", parsed.key_id)
     return Verified(parsed.scheme, parsed.key_id)
-
-
-def http_date(now: float) -> str:
-    return format_datetime(dt.datetime.fromtimestamp(now, tz=dt.UTC), usegmt=True)
 
 
 def sign_cavage(
@@ -420,34 +361,3 @@ def sign_cavage(
         f'signature="{base64.b64encode(signature).decode("ascii")}"'
     )
     return headers
-
-
-class _PrivateKey(HTTPSignatureKeyResolver):
-    def __init__(self, key: ActorKey) -> None:
-        self.key = key
-
-    def resolve_private_key(self, key_id: str) -> rsa.RSAPrivateKey:
-        return self.key.private_key
-
-
-def sign_rfc9421(
-    *, method: str, url: str, body: bytes | None, key: ActorKey, now: float, content_type: str | None = None
-) -> dict[str, str]:
-    """Headers for an RFC 9421 rsa-v1_5-sha256 signed request, covering what Fedify covers."""
-    parts = urlsplit(url)
-    message = _Message(
-        SignedRequest(method=method, url=url, headers={"host": parts.netloc, "date": http_date(now)})
-    )
-    covered = ["@method", "@target-uri", "@authority", "host", "date"]
-    if content_type is not None:
-        message.headers["content-type"] = content_type
-    signer = HTTPMessageSigner(signature_algorithm=algorithms.RSA_V1_5_SHA256, key_resolver=_PrivateKey(key))
-    signer.sign(
-        message,
-        key_id=key.key_id,
-        created=dt.datetime.fromtimestamp(int(now), tz=dt.UTC),
-        label="sig1",
-        covered_component_ids=covered,
-        body=body,
-    )
-    return {name.lower(): value for name, value in message.headers.items()}

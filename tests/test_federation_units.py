@@ -15,6 +15,7 @@ from federation.delivery import CircuitBreaker, DeliveryQueue, Outcome, backoff_
 from federation.keyring import KeyRing, KeyUnavailable, key_from_document
 from federation.keys import ActorKey, generate_rsa_key, load_or_create_key
 from federation.outbox import fan_out, note_for
+from federation.routes import wants_activity_json
 from federation.state import Recipient
 from federation.vocab import with_as2_type
 from federation.webfinger import LookupFailure, WebFingerError, lookup
@@ -256,3 +257,23 @@ def test_note_carries_hashtag_in_tag_and_content(directory: ActorDirectory) -> N
 def test_published_objects_carry_an_as2_type(kind, expected) -> None:
     # Fedify refuses "Invalid type: https://w3id.org/spore/ns#Decision" when no AS2 type is present.
     assert with_as2_type(kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "json_wanted"),
+    [
+        (None, True),
+        ("", True),
+        ("application/activity+json", True),
+        ('application/ld+json; profile="https://www.w3.org/ns/activitystreams"', True),
+        ("application/activity+json, application/ld+json", True),
+        ("application/json", True),
+        ("*/*", True),  # curl
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),  # a browser
+        ("text/turtle", False),
+        ("text/html;q=0.5, application/activity+json;q=0.1", True),
+        ("application/activity+json;q=0", False),
+    ],
+)
+def test_content_negotiation(accept: str | None, json_wanted: bool) -> None:
+    assert wants_activity_json(accept) is json_wanted
