@@ -223,6 +223,27 @@ def test_krum_completes_sparse_members_with_the_reference() -> None:
     assert result[1:].tolist() == REFERENCE[ARTISTS][1:].tolist()
 
 
+@pytest.mark.parametrize("iri", sorted(RULES))
+def test_one_dimensional_and_empty_parameters(iri: str) -> None:
+    reference = {"artist_bias": torch.tensor([1.0, 2.0, 3.0]), TAGS: torch.zeros(0, 2)}
+    updates = [
+        ModelUpdate(
+            sender=f"m{i}",
+            round=0,
+            weights={"artist_bias": torch.tensor([value, 5.0]), TAGS: torch.zeros(0, 2)},
+            rows={"artist_bias": torch.tensor([0, 2])},
+            num_examples=1,
+        )
+        for i, value in enumerate([0.0, 1.9, 2.0, 2.1, 4.0])
+    ]
+    result = rule_for(iri).aggregate(updates, reference=reference)
+    assert result["artist_bias"][1].item() == 2.0 and result["artist_bias"][2].item() == pytest.approx(5.0)
+    assert result["artist_bias"][0].item() == pytest.approx(
+        2.0
+    )  # mean, median, trimmed mean and Krum all give 2
+    assert result[TAGS].shape == (0, 2)
+
+
 # ---- determinism and purity ----------------------------------------------------------------------
 
 

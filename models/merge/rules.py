@@ -3,8 +3,8 @@ r"""Aggregation rules as pure functions over stacked member tensors.
 Every function takes ``values [n, R, *row]`` (member ``i``'s value of row ``r``), ``present [n, R]``
 (whether member ``i`` sent row ``r``) and returns the merged ``[R, *row]``. A row is merged over
 the members that sent it only; rows nobody sent come out unspecified and the caller keeps its own
-value there. Nothing here mutates its inputs. Means are computed in float64 and cast back, so that
-the result does not depend on how many members there are beyond rounding of the final cast.
+value there. Nothing here mutates its inputs. Per-row weights are normalised in float64 and the
+tensors are combined in their own dtype, in one pass (the stacks are the size of ``n`` models).
 """
 
 from __future__ import annotations
@@ -41,16 +41,28 @@ def _row_weights(present: Tensor, weights: Tensor) -> Tensor:
     return torch.where(weighted.sum(dim=0, keepdim=True) > 0, weighted, equal)
 
 
+def _normalised(w: Tensor) -> Tensor:
+    """``[n, R]`` weights scaled to sum to one per row (rows with no weight stay zero)."""
+    return w / w.sum(dim=0, keepdim=True).clamp(min=1e-300)
+
+
+def _rows3(values: Tensor) -> Tensor:
+    """``[n, R, *row]`` as ``[n, R, prod(row)]`` (also for 1-D parameters and empty tables)."""
+    return values.reshape(values.shape[0], values.shape[1], math.prod(values.shape[2:]))
+
+
+def _combine(share: Tensor, values: Tensor) -> Tensor:
+    """``sum_i share[i, r] * values[i, r, ...]`` in ``values``' dtype."""
+    return torch.einsum("nr,nrk->rk", share.to(values.dtype), _rows3(values)).reshape(values.shape[1:])
+
+
 def weighted_mean(values: Tensor, present: Tensor, weights: Tensor) -> Tensor:
     r"""FedAvg (McMahan et al., AISTATS 2017, "Communication-Efficient Learning of Deep Networks
     from Decentralized Data", arXiv:1602.05629): :math:`\bar x_r = \sum_i w_i x_{ir} / \sum_i w_i`
     over the members :math:`i` that sent row :math:`r`, with :math:`w_i` the member's number of
     training examples. Rows whose senders all report zero examples get the plain mean.
     """
-    w = _row_weights(present, weights)
-    total = w.sum(dim=0).clamp(min=1e-300)
-    summed = (_per_row(w, values) * values.to(torch.float64)).sum(dim=0)
-    return (summed / _per_merged_row(total, summed)).to(values.dtype)
+    return _combine(_normalised(_row_weights(present, weights)), values)
 
 
 def variance_corrected_mean(values: Tensor, present: Tensor, weights: Tensor) -> Tensor:
@@ -90,7 +102,7 @@ def variance_corrected_mean(values: Tensor, present: Tensor, weights: Tensor) ->
 
 def _sorted_present(values: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
     """Values sorted along the member axis with absent rows pushed last (as +inf), and row counts."""
-    filled = values.to(torch.float64).masked_fill(~_per_row(present, values), math.inf)
+    filled = values.masked_fill(~_per_row(present, values), math.inf)
     return torch.sort(filled, dim=0).values, present.sum(dim=0)
 
 
@@ -107,9 +119,9 @@ def trimmed_mean(values: Tensor, present: Tensor, *, beta: float) -> Tensor:
     cut = torch.floor(count.to(torch.float64) * beta).to(torch.int64)
     position = torch.arange(values.shape[0])[:, None]
     keep = (position >= cut) & (position < count - cut)
-    kept = torch.where(_per_row(keep, ordered), ordered, torch.zeros((), dtype=torch.float64))
-    denominator = (count - 2 * cut).clamp(min=1).to(torch.float64)
-    return (kept.sum(dim=0) / _per_merged_row(denominator, kept[0])).to(values.dtype)
+    kept = torch.where(_per_row(keep, ordered), ordered, torch.zeros((), dtype=ordered.dtype))
+    denominator = (count - 2 * cut).clamp(min=1).to(ordered.dtype)
+    return kept.sum(dim=0) / _per_merged_row(denominator, kept[0])
 
 
 def coordinate_median(values: Tensor, present: Tensor) -> Tensor:
@@ -124,9 +136,7 @@ def coordinate_median(values: Tensor, present: Tensor) -> Tensor:
     lower = torch.gather(ordered, 0, _per_row(low, ordered).expand(shape))
     upper = torch.gather(ordered, 0, _per_row(high, ordered).expand(shape))
     middle = (lower + upper) / 2
-    return torch.where(torch.isfinite(middle), middle, torch.zeros((), dtype=torch.float64))[0].to(
-        values.dtype
-    )
+    return torch.where(torch.isfinite(middle), middle, torch.zeros((), dtype=middle.dtype))[0]
 
 
 def krum_scores(flat: Tensor, num_byzantine: int) -> Tensor:

@@ -185,7 +185,7 @@ class Krum:
             raise AggregationError(f"Multi-Krum cannot select {self.num_selected} of {n} updates")
         flat = torch.cat(
             [
-                stack_rows(ordered, name, shape, reference).values.flatten(start_dim=1)
+                stack_rows(ordered, name, shape, reference, complete=True).values.flatten(start_dim=1)
                 for name, shape in shapes.items()
             ],
             dim=1,

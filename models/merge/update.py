@@ -194,8 +194,7 @@ def _check_shape(update: ModelUpdate, name: str, shape: torch.Size) -> None:
 class RowStack:
     """One parameter across members: ``values [n, R, *row]``, ``present [n, R]``, ``weights [n]``.
 
-    Rows a member did not send hold the reference value (or zero without one) and are masked out by
-    ``present``; row-wise rules must ignore them.
+    Rows a member did not send are masked out by ``present``; row-wise rules must ignore them.
     """
 
     values: Tensor
@@ -209,27 +208,33 @@ class RowStack:
 
 
 def stack_rows(
-    updates: Sequence[ModelUpdate], name: str, shape: torch.Size, reference: Mapping[str, Tensor] | None
+    updates: Sequence[ModelUpdate],
+    name: str,
+    shape: torch.Size,
+    reference: Mapping[str, Tensor] | None,
+    *,
+    complete: bool = False,
 ) -> RowStack:
-    """Densify one parameter across updates (see :class:`RowStack`); inputs are left untouched."""
+    """Densify one parameter across updates (see :class:`RowStack`); inputs are left untouched.
+
+    Rows a member did not send are zero, or with ``complete`` the reference's value (for rules
+    that compare whole models, where a row not sent is a row not changed).
+    """
     base = reference[name] if reference is not None else None
     dtype = base.dtype if base is not None else updates[0].weights[name].dtype
-    values = torch.empty((len(updates), *shape), dtype=dtype)
+    values = torch.zeros((len(updates), *shape), dtype=dtype)
     present = torch.zeros((len(updates), shape[0]), dtype=torch.bool)
     for i, update in enumerate(updates):
-        if base is not None:
-            values[i] = base
-        else:
-            values[i].zero_()
-        if name not in update.weights:
+        if name in update.weights and not update.is_sparse(name):
+            values[i] = update.weights[name]
+            present[i] = True
             continue
-        if update.is_sparse(name):
+        if complete and base is not None:
+            values[i] = base
+        if name in update.weights:
             index = update.rows[name].long()
             values[i, index] = update.weights[name].to(dtype)
             present[i, index] = True
-        else:
-            values[i] = update.weights[name].to(dtype)
-            present[i] = True
     weights = torch.tensor([float(u.num_examples) for u in updates], dtype=torch.float64)
     return RowStack(values=values, present=present, weights=weights)
 
