@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from federation.processing import AdmissionPolicy, Processor, QuadSink, _default
 from federation.ratelimit import RateLimiter
 from federation.ssrf import Resolver, SsrfPolicy, system_resolver
 from federation.state import FederationState, Relation
+from federation.vocab import ActivityType
 
 __all__ = ["HostRuntime"]
 
@@ -177,13 +178,15 @@ class HostRuntime:
         return self.outbox.leave(self.local(name), group, await self._inbox(group))
 
     async def publish(
-        self,
-        name: str,
-        spore_object: dict[str, Any],
-        *,
-        text: str,
-        hashtag: str,
-        groups: list[str] = (),  # type: ignore[assignment]
+        self, name: str, spore_object: dict[str, Any], *, text: str, hashtag: str, groups: Sequence[str] = ()
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Publish a SPORE object and its Note to the node's followers and the given learning groups."""
         targets = [(group, await self._inbox(group)) for group in groups]
         return self.outbox.publish(self.local(name), spore_object, text=text, hashtag=hashtag, groups=targets)
+
+    async def invite(self, group_name: str, remote: str) -> dict[str, Any]:
+        """A learning group invites an actor to join it (``Invite``: object the group, target the invitee)."""
+        group = self.local(group_name)
+        activity = self.outbox.activity(group, ActivityType.INVITE, group.id, target=remote, to=[remote])
+        self.outbox.send(group, activity, [await self._inbox(remote)])
+        return activity

@@ -248,6 +248,13 @@ def test_group_announces_a_members_post_to_the_other_members(tmp_path: Path) -> 
             f" <{AS}object>/<{AS}object> <{note['object']['id']}> }} }}",
         )
         assert folk in note["cc"] and folk in note["object"]["cc"]
+        invite = group_host.call(group_host.runtime.invite("folk", url(members, "/nodes/hana")))
+        settle(group_host, members)
+        hana_graph = peers_graph(url(members, "/nodes/hana")).value
+        assert ask(
+            members,
+            f"ASK {{ GRAPH <{hana_graph}> {{ <{invite['id']}> a <{AS}Invite> ; <{AS}object> <{folk}> }} }}",
+        )
     finally:
         group_host.stop()
         members.stop()
