@@ -1,0 +1,100 @@
+"""The protocol's learner over the models engineer's LightGCN: local BPR epochs on a node's own listens.
+
+A node's graph holds its own listeners and every artist of the shared catalogue, so its artist table
+lines up row for row with every other node's (catalogue IRIs are global) and can be merged, while
+its listener table covers only its own listeners and never leaves it. Each round starts from the
+weights the protocol hands in (the group model after a merge), not from a fresh initialisation,
+which is why this does not call ``models.train.train_bpr`` (that trainer resets parameters and
+keeps the best-validated epoch, both right for one run and wrong for one round).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from agents.protocol.learning import TrainResult, Weights
+from models.adjacency import bipartite_adjacency
+from models.lightgcn import LightGCN
+from models.train import bpr_loss, evaluate_model, sample_negatives
+
+__all__ = ["LightGCNLearner"]
+
+
+@dataclass(frozen=True, eq=False)
+class LightGCNLearner:
+    """LightGCN (He et al., SIGIR 2020) trained with BPR on one node's interactions.
+
+    ``train_edges`` / ``held_out``: ``LongTensor [2, E]`` of (local listener id, global artist id);
+    ``num_listeners`` is this node's listener count, ``num_artists`` the catalogue's. ``local_epochs``
+    passes over ``train_edges`` per round in batches of ``batch_size``; Adam restarts each round
+    (its moments describe the weights before the merge, not after).
+    """
+
+    train_edges: Tensor
+    held_out: Tensor
+    num_listeners: int
+    num_artists: int
+    embedding_dim: int = 64
+    num_layers: int = 3
+    learning_rate: float = 0.01
+    weight_decay: float = 1e-4
+    local_epochs: int = 1
+    batch_size: int = 2048
+    k: int = 20
+    _graph: Tensor = field(init=False, repr=False)
+    _known: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_graph", bipartite_adjacency(self.train_edges, self.num_listeners, self.num_artists)
+        )
+        keys = self.train_edges[0] * self.num_artists + self.train_edges[1]
+        object.__setattr__(self, "_known", torch.sort(keys).values)
+
+    def _model(self, weights: Weights | None = None) -> LightGCN:
+        model = LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+        if weights is not None:
+            model.load_state_dict({name: tensor.clone() for name, tensor in weights.items()})
+        return model
+
+    def initial_weights(self, seed: int) -> dict[str, Tensor]:
+        model = self._model()
+        model.reset_parameters(torch.Generator().manual_seed(seed))
+        return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+    def train(self, weights: Weights, *, seed: int) -> TrainResult:
+        model = self._model(weights)
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        model.train()
+        total, batches = 0.0, 0
+        for _ in range(self.local_epochs):
+            order = torch.randperm(self.train_edges.shape[1], generator=generator)
+            for start in range(0, order.numel(), self.batch_size):
+                batch = self.train_edges[:, order[start : start + self.batch_size]]
+                listeners, positives = batch[0], batch[1]
+                negatives = sample_negatives(listeners, self._known, self.num_artists, generator)
+                listener_out, artist_out = model(self._graph)
+                u = listener_out[listeners]
+                score_pos = (u * artist_out[positives]).sum(dim=1)
+                score_neg = (u * artist_out[negatives]).sum(dim=1)
+                ego_u, ego_items = model.ego(listeners, torch.cat([positives, negatives]))
+                l2 = (ego_u.pow(2).sum() + ego_items.pow(2).sum()) / (2 * listeners.numel())
+                loss = bpr_loss(score_pos, score_neg) + self.weight_decay * l2
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                batches += 1
+        new = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        return TrainResult(new, int(self.train_edges.shape[1]), {"loss": total / max(1, batches)})
+
+    def evaluate(self, weights: Weights) -> dict[str, float]:
+        if self.held_out.shape[1] == 0:
+            return {}
+        model = self._model(weights)
+        metrics = evaluate_model(model, self._graph, self.held_out, self.train_edges, k=self.k)
+        return {f"recall@{self.k}": metrics.recall, f"ndcg@{self.k}": metrics.ndcg}
