@@ -120,8 +120,9 @@ def _timers(ctx: NodeContext, state: NodeState, now: float) -> Step:
         outbox.extend(sent)
     if state.membership is None:
         for owned in state.owned.values():  # an owner trains with its own group
-            membership = Membership(group=owned.info, members=owned.members, round=0, joined_at=now)
-            state = start_round(ctx, replace(state, membership=membership), now)
+            latest = max(owned.last_seen.values(), default=0)
+            own = Membership(group=owned.info, members=owned.members, round=latest, joined_at=now)
+            state = start_round(ctx, replace(state, membership=own), now)
             break
     membership = state.membership
     if (
