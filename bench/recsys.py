@@ -24,9 +24,12 @@ from typing import Any
 import torch
 import torch_geometric
 
-from knowledge.music.corpus import MusicCorpus
+from knowledge.music.importer import import_corpus
 from knowledge.music.lastfm import read_lastfm
+from knowledge.music.rdf import DEFAULT_NODE, TargetGraphs
+from knowledge.store import EmbeddedStore
 from models.data import MusicTensors
+from models.graph import load_music_tensors
 from models.metrics import RankingMetrics, evaluate_ranking, top_k_excluding
 from models.pipeline import (
     FitResult,
@@ -52,60 +55,15 @@ def default_data_dir() -> Path:
 
 
 def load_tensors(data_dir: Path) -> tuple[MusicTensors, float]:
-    """Read Last.fm-2k and the Freebase graph into tensors; seconds taken.
-
-    Interim path until graph->tensors over SPARQL (``models/graph.py``) lands: the project's own
-    readers (``knowledge.music.lastfm``, same IRIs as the RDF import) straight into tensors.
-    """
+    """The product's own path: read the files, import them into an in-memory store as RDF, and read
+    the tensors back through the ``music-*.rq`` SPARQL queries (``models.graph``); seconds taken."""
     started = time.perf_counter()
     corpus = read_lastfm(data_dir / "lastfm-2k", freebase=data_dir / "kgcn-music")
-    return tensors_from_corpus(corpus), time.perf_counter() - started
-
-
-def tensors_from_corpus(corpus: MusicCorpus) -> MusicTensors:
-    scheme = corpus.scheme
-    artist_name = {scheme.artist(a.key): a.name for a in corpus.artists}
-    artists = tuple(sorted(artist_name))
-    listeners = tuple(sorted({scheme.listener(row.listener) for row in corpus.listenings}))
-    tag_label = {scheme.tag(t.key): t.label for t in corpus.tags}
-    tags = tuple(sorted(tag_label))
-    a_index = {iri: i for i, iri in enumerate(artists)}
-    l_index = {iri: i for i, iri in enumerate(listeners)}
-    t_index = {iri: i for i, iri in enumerate(tags)}
-    plays: dict[tuple[int, int], float] = {}
-    for row in corpus.listenings:
-        pair = (l_index[scheme.listener(row.listener)], a_index[scheme.artist(row.artist)])
-        plays[pair] = plays.get(pair, 0.0) + row.plays
-    tagged: dict[tuple[int, int], float] = {}
-    for row in corpus.taggings:
-        pair = (a_index[scheme.artist(row.artist)], t_index[scheme.tag(row.tag)])
-        tagged[pair] = tagged.get(pair, 0.0) + 1.0
-    artist_of_entity = {entity: scheme.artist(artist) for artist, entity in corpus.artist_entities.items()}
-    triples = [
-        (artist_of_entity[t.head], scheme.relation(t.relation), scheme.entity(t.tail))
-        for t in corpus.knowledge
-        if t.head in artist_of_entity
-    ]
-    entities = tuple(sorted({t[2] for t in triples}))
-    relations = tuple(sorted({t[1] for t in triples}))
-    e_index = {iri: i for i, iri in enumerate(entities)}
-    r_index = {iri: i for i, iri in enumerate(relations)}
-    return MusicTensors(
-        listeners=listeners,
-        artists=artists,
-        tags=tags,
-        entities=entities,
-        relations=relations,
-        interactions=torch.tensor(list(plays), dtype=torch.long).T.contiguous(),
-        play_counts=torch.tensor(list(plays.values())),
-        artist_tags=torch.tensor(list(tagged), dtype=torch.long).T.contiguous(),
-        artist_tag_weights=torch.tensor(list(tagged.values())),
-        artist_entities=torch.tensor(
-            [[a_index[a], r_index[r], e_index[e]] for a, r, e in triples], dtype=torch.long
-        ).T.contiguous(),
-        artist_names=tuple(artist_name[iri] for iri in artists),
-        tag_labels=tuple(tag_label[iri] for iri in tags),
-    )
+    store = EmbeddedStore()
+    import_corpus(store, corpus, TargetGraphs.for_node(DEFAULT_NODE))
+    tensors = load_music_tensors(store, DEFAULT_NODE, tag_weights=True)
+    store.close()
+    return tensors, time.perf_counter() - started
 
 
 def latency_ms(result: FitResult, split: InteractionSplit, k: int, samples: int = 200) -> float:

@@ -101,14 +101,20 @@ def bipartite_adjacency(interactions: torch.Tensor, num_listeners: int, num_arti
 
 
 def knowledge_adjacency(
-    tensors: MusicTensors, *, tag_weight_floor: float = 0.0, use_entities: bool = True
+    tensors: MusicTensors,
+    *,
+    tag_weight_floor: float = 0.0,
+    use_entities: bool = True,
+    side_weight: float = 1.0,
 ) -> tuple[torch.Tensor, NodeLayout]:
     """Normalised adjacency over listeners, artists, tags and knowledge-graph entities.
 
     Listener–artist edges come from ``tensors.interactions`` (pass the training tensors of a split,
     never the full set). Artist–tag edges whose weight is at most ``tag_weight_floor`` are dropped,
     which removes the long tail of tags a single listener applied once. Relation types are not
-    distinguished: an artist–entity triple becomes one undirected artist–entity edge.
+    distinguished: an artist–entity triple becomes one undirected artist–entity edge. Side edges
+    (tags, entities) weigh ``side_weight`` against 1 for a listening, so that an artist's many tags
+    do not drown its few listeners in the normalisation.
     """
     layout = NodeLayout(
         (
@@ -129,5 +135,8 @@ def knowledge_adjacency(
     if use_entities:
         sources.append(tensors.artist_entities[0] + artist0)
         targets.append(tensors.artist_entities[2] + entity0)
-    adjacency = normalized_adjacency(torch.cat(sources), torch.cat(targets), layout.num_nodes)
+    source, target = torch.cat(sources), torch.cat(targets)
+    weight = torch.full((source.numel(),), float(side_weight))
+    weight[: tensors.interactions.shape[1]] = 1.0
+    adjacency = normalized_adjacency(source, target, layout.num_nodes, weight)
     return adjacency, layout

@@ -18,6 +18,8 @@ import click
 
 __all__ = ["recommend"]
 
+DEFAULT_STORE = Path("var") / "store"
+
 
 class UnreadableInput(click.ClickException):
     """The store or snapshot cannot be read: exit status 2, like ``spore validate``."""
@@ -37,8 +39,9 @@ class UnreadableInput(click.ClickException):
     "store_dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="SPORE_STORE",
-    help="The node's store directory holding the music graphs. Env: SPORE_STORE.",
+    help="The node's store directory holding the music graphs. Env: SPORE_STORE. Default: var/store.",
 )
+@click.option("--node", envvar="SPORE_NODE", help="The node IRI whose graphs to read. Env: SPORE_NODE.")
 @click.option(
     "--snapshot",
     "snapshot_path",
@@ -79,6 +82,7 @@ def recommend(
     listener: str | None,
     artists: str | None,
     store_dir: Path | None,
+    node: str | None,
     snapshot_path: Path | None,
     epochs: int,
     save_dir: Path | None,
@@ -104,18 +108,14 @@ def recommend(
     from models.card import snapshot_iri
     from models.recommend import RecommendationEngine, UnknownArtistError, match_artists, recommendation_graph
 
-    tensors = _read_tensors(store_dir)
-    snapshot, graph = _model(tensors, snapshot_path, epochs, seed, save_dir)
-    engine = RecommendationEngine(snapshot.model, graph, tensors)
+    tensors = _read_tensors(store_dir, node)
+    # Resolve whom the list is for before any training, so a typo costs nothing.
     if listener is not None:
         listener = listener.strip("<>")
         try:
             row = tensors.listener_index(listener)
         except KeyError:
             raise click.ClickException(f"no listener <{listener}> in the store {store_dir}") from None
-        ranked = engine.for_listener(row, k)
-        rdf, _ = recommendation_graph(ranked, made_with=snapshot_iri(snapshot.sha256), listener=listener)
-        heading = f"for listener <{listener}>"
     else:
         names = split_names(artists or "")
         if not names:
@@ -124,16 +124,25 @@ def recommend(
             matches = match_artists(names, tensors)
         except UnknownArtistError as error:
             raise click.ClickException(str(error)) from None
+    snapshot, graph = _model(tensors, snapshot_path, epochs, seed, save_dir)
+    engine = RecommendationEngine(snapshot.model, graph, tensors)
+    made_with = snapshot_iri(snapshot.sha256)
+    if listener is not None:
+        ranked = engine.for_listener(row, k)
+        rdf, _ = recommendation_graph(ranked, made_with=made_with, listener=listener)
+        heading = f"for listener <{listener}>"
+    else:
         ranked = engine.for_artists([m.index for m in matches], k)
         seeds = tuple(tensors.artists[m.index] for m in matches)
-        rdf, _ = recommendation_graph(ranked, made_with=snapshot_iri(snapshot.sha256), seed_artists=seeds)
+        rdf, _ = recommendation_graph(ranked, made_with=made_with, seed_artists=seeds)
         heading = "for someone who likes " + ", ".join(m.name for m in matches)
     _write(rdf, ranked, heading, snapshot.sha256, output_format)
 
 
-def _read_tensors(store_dir: Path):  # -> MusicTensors (imported lazily: torch is slow to import)
+def _read_tensors(store_dir: Path, node: str | None):  # -> MusicTensors (torch imported lazily)
+    from knowledge.music.rdf import DEFAULT_NODE
     from knowledge.store import EmbeddedStore, StoreUnavailable
-    from models.graph import music_tensors
+    from models.graph import load_music_tensors
 
     if not store_dir.is_dir():
         raise UnreadableInput(f"no store directory {store_dir}")
@@ -142,7 +151,7 @@ def _read_tensors(store_dir: Path):  # -> MusicTensors (imported lazily: torch i
     except StoreUnavailable as error:
         raise UnreadableInput(str(error.message).splitlines()[0]) from error
     try:
-        tensors = music_tensors(store)
+        tensors = load_music_tensors(store, node or DEFAULT_NODE)
     finally:
         store.close()
     if tensors.num_interactions == 0:
@@ -205,10 +214,16 @@ def _write(rdf, ranked, heading: str, sha256: str, output_format: str) -> None:
         sys.stdout.write(rdf.serialize(format="turtle"))
         return
     if output_format == "jsonld":
-        from federation.jsonld import SPORE_CONTEXT_URL, compact
+        from pyld import jsonld
+
+        from federation.jsonld import SPORE_CONTEXT_URL, frozen_loader
 
         expanded = json.loads(rdf.serialize(format="json-ld"))
-        document = compact({"@graph": expanded}, SPORE_CONTEXT_URL)
+        # Framing nests the ranked items inside the list, in list order, as a reader expects.
+        frame = {"@context": SPORE_CONTEXT_URL, "@type": "Recommendation"}
+        document = jsonld.frame(expanded, frame, {"documentLoader": frozen_loader, "omitGraph": True})
+        if isinstance(document.get("itemListElement"), list):
+            document["itemListElement"].sort(key=lambda item: item.get("position", 0))
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         return
     click.echo(f"{len(ranked)} artists {heading} (snapshot {sha256[:12]}...)")
