@@ -16,9 +16,16 @@ import httpx
 
 from federation.keys import ActorKey
 from federation.signatures import sign_cavage, sign_rfc9421
-from federation.ssrf import Resolver, SsrfPolicy, guard_url, system_resolver
+from federation.ssrf import BlockedDestination, Resolver, SsrfPolicy, guard_url, system_resolver
 
-__all__ = ["FederationClient", "FetchError", "SigningScheme", "AP_ACCEPT", "AP_CONTENT_TYPE"]
+__all__ = [
+    "FederationClient",
+    "FetchError",
+    "RefusedDestination",
+    "SigningScheme",
+    "AP_ACCEPT",
+    "AP_CONTENT_TYPE",
+]
 
 AP_CONTENT_TYPE = "application/activity+json"
 AP_ACCEPT = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
@@ -36,6 +43,17 @@ class FetchError(Exception):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RefusedDestination(FetchError):
+    """The SSRF guard refused the URL (or a redirect hop); retrying will not help."""
+
+
+async def _guard(url: str, policy: SsrfPolicy, resolver: Resolver) -> None:
+    try:
+        await guard_url(url, policy, resolver)
+    except BlockedDestination as error:
+        raise RefusedDestination(f"refused to fetch {url}: {error}") from error
 
 
 class FederationClient:
@@ -103,7 +121,7 @@ class FederationClient:
         """GET a JSON document; signed as ``sign_as`` when given; redirects re-checked by the guard."""
         target = url.split("#", 1)[0]
         for _ in range(MAX_REDIRECTS + 1):
-            await guard_url(target, self.policy, self.resolver)
+            await _guard(target, self.policy, self.resolver)
             headers = {"accept": accept, **self._sign("GET", target, None, sign_as, scheme)}
             try:
                 async with self._http.stream("GET", target, headers=headers) as response:
@@ -130,7 +148,7 @@ class FederationClient:
         self, url: str, body: bytes, *, sign_as: ActorKey, scheme: SigningScheme = SigningScheme.CAVAGE
     ) -> httpx.Response:
         """POST a signed activity; the caller decides what a status means (see :mod:`federation.delivery`)."""
-        await guard_url(url, self.policy, self.resolver)
+        await _guard(url, self.policy, self.resolver)
         headers = {"content-type": AP_CONTENT_TYPE, **self._sign("POST", url, body, sign_as, scheme)}
         try:
             return await self._http.post(url, content=body, headers=headers)

@@ -8,6 +8,7 @@ process (as the tests run them) share no state.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.actors import ActorDirectory, LocalActor
-from federation.client import FederationClient, SigningScheme
+from federation.client import FederationClient, RefusedDestination, SigningScheme
 from federation.config import HostConfig
 from federation.delivery import Delivery, DeliveryQueue
 from federation.inbox import InboxPipeline
@@ -28,6 +29,8 @@ from federation.state import FederationState, Relation
 from federation.vocab import ActivityType
 
 __all__ = ["HostRuntime"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,9 +136,13 @@ class HostRuntime:
         sender = self.actors.by_id(delivery.sender)
         if sender is None:
             return 410  # the local actor is gone; nothing can sign this any more
-        response = await self.client.post(
-            delivery.inbox, delivery.body, sign_as=sender.key, scheme=self.signing_scheme
-        )
+        try:
+            response = await self.client.post(
+                delivery.inbox, delivery.body, sign_as=sender.key, scheme=self.signing_scheme
+            )
+        except RefusedDestination as error:
+            log.warning("delivery refused by the SSRF guard: %s", error)
+            return 403  # permanent: the address will not become allowed by retrying
         return response.status_code
 
     def is_blocked(self, local: str | None, remote: str) -> bool:

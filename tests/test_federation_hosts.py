@@ -16,12 +16,13 @@ import httpx
 import pyoxigraph as ox
 import pytest
 
-from federation.config import GroupSpec, Limits, NodeSpec
-from federation.host import RunningHost, start_local_host
+from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
+from federation.host import RunningHost, bind_loopback, build_host, start_local_host
 from federation.keys import ActorKey
 from federation.processing import peers_graph
 from federation.signatures import sign_cavage, sign_rfc9421
 from federation.tls import self_signed_certificate
+from knowledge.store import EmbeddedStore
 
 pytestmark = pytest.mark.slow
 AS = "https://www.w3.org/ns/activitystreams#"
@@ -430,6 +431,25 @@ def test_https_host_serves_its_actor(tmp_path: Path) -> None:
         assert document["id"] == f"{base}/nodes/frank"
     finally:
         secure.stop()
+
+
+def test_key_fetches_go_through_the_ssrf_guard(tmp_path: Path, hosts) -> None:
+    """A host that does not allow loopback refuses to fetch a loopback signer's key (and says so)."""
+    a, _ = hosts
+    sock = bind_loopback()
+    config = HostConfig(
+        base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
+        data_dir=tmp_path / "guarded",
+        nodes=(NodeSpec("lena"),),
+    )
+    guarded = RunningHost(build_host(config, store=EmbeddedStore()), sock).start()
+    try:
+        activity = activity_from(a, "alice", "Like", url(guarded, "/nodes/lena"))
+        response = post_signed(url(guarded, "/inbox"), activity, key_of(a, "alice"))
+        assert response.status_code == 401 and response.json()["status"] == "key-unavailable"
+        assert "loopback" in response.json()["detail"]
+    finally:
+        guarded.stop()
 
 
 def test_restart_keeps_keys(tmp_path: Path) -> None:

@@ -185,3 +185,33 @@ def test_remote_contexts_are_refused_and_known_ones_load_offline() -> None:
         expand(hostile)
     with pytest.raises(UnknownContext):
         to_quads(hostile)
+
+
+def test_client_refuses_a_redirect_into_the_private_network() -> None:
+    import httpx
+
+    from federation.client import FederationClient, RefusedDestination
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "public.example":
+            return httpx.Response(302, headers={"location": "http://169.254.169.254/latest/meta-data/"})
+        return httpx.Response(200, json={"secret": True})
+
+    seen: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        seen.append(host)
+        return ["93.184.215.14"]
+
+    async def fetch() -> None:
+        client = FederationClient(
+            policy=SsrfPolicy(), clock=lambda: 0.0, resolver=resolver, transport=httpx.MockTransport(handler)
+        )
+        try:
+            await client.get_json("https://public.example/users/x")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(RefusedDestination, match="169.254.169.254"):
+        asyncio.run(fetch())
+    assert seen == ["public.example"]
