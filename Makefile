@@ -29,7 +29,10 @@ $(VENV)/.spore-installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-# What the tests start beside the project: real Fediverse peers (Fedify under Node 22, fediverse-pasture).
+# What the tests start or compare against beside the project: real Fediverse peers (Fedify under Node
+# 22, fediverse-pasture), a second SPARQL server (Virtuoso), and a reference for the aggregation rules.
 setup-test: setup
 	bash .ci/install-fedify.sh
 	bash .ci/install-pasture.sh
+	bash .ci/install-virtuoso.sh
+	VENV=$(VENV) bash .ci/install-byzfl.sh
