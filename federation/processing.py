@@ -17,6 +17,7 @@ import nh3
 import pyoxigraph as ox
 
 from federation.actors import ActorDirectory, ActorKind, LocalActor
+from federation.client import FetchError
 from federation.config import GroupSpec
 from federation.jsonld import AS2_CONTEXT_URL, to_graph_quads
 from federation.keyring import RemoteKey, actor_endpoints
@@ -161,6 +162,8 @@ class Processor:
             recipients = self.recipients(activity, item.inbox_owner)
             try:
                 await self.handle(activity, item.signer, recipients)
+            except FetchError as error:  # e.g. the follower's actor document is unreachable or refused
+                log.warning("handling %s failed: %s", activity.get("id"), error)
             except Exception:
                 log.exception("handling %s failed", activity.get("id"))
             if "@context" not in activity:

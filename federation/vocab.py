@@ -94,18 +94,28 @@ def id_of(value: Any) -> str | None:
 def types_of(document: Any) -> frozenset[str]:
     if not isinstance(document, dict):
         return frozenset()
-    kind = document.get("type", ())
-    return frozenset([kind] if isinstance(kind, str) else [k for k in kind if isinstance(k, str)])
+    kind = document.get("type")
+    if isinstance(kind, str):
+        return frozenset([kind])
+    return frozenset(k for k in kind if isinstance(k, str)) if isinstance(kind, list) else frozenset()
 
 
 def origin_of(iri: str) -> str:
-    """``scheme://host[:port]`` of an IRI, lower-cased: the unit of trust in ActivityPub."""
-    parts = urlsplit(iri)
+    """``scheme://host[:port]`` of an IRI, lower-cased: the unit of trust in ActivityPub; "" if invalid."""
+    try:
+        parts = urlsplit(iri)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except (ValueError, TypeError, AttributeError):
+        return ""
+    if not parts.scheme or not parts.netloc:
+        return ""
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def same_origin(first: str, second: str) -> bool:
-    return origin_of(first) == origin_of(second)
+    """Both IRIs parse and share scheme, host and port (an unparseable IRI matches nothing)."""
+    origin = origin_of(first)
+    return origin != "" and origin == origin_of(second)
 
 
 def json_depth(value: Any) -> int:

@@ -11,7 +11,7 @@ from federation.jsonld import UnknownContext, expand, to_quads
 from federation.processing import sanitise
 from federation.ratelimit import RateLimiter
 from federation.ssrf import AddressClass, BlockedDestination, SsrfPolicy, classify_address, guard_url
-from federation.vocab import json_depth
+from federation.vocab import json_depth, same_origin, types_of
 
 
 @pytest.mark.parametrize(
@@ -215,3 +215,23 @@ def test_client_refuses_a_redirect_into_the_private_network() -> None:
     with pytest.raises(RefusedDestination, match="169.254.169.254"):
         asyncio.run(fetch())
     assert seen == ["public.example"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("https://a.example/u/1", "https://A.example/x#k", True),
+        ("https://a.example/u", "http://a.example/u", False),
+        ("https://a.example:8443/u", "https://a.example/u", False),
+        ("http://[::1", "http://[::1", False),  # unparseable IRIs match nothing
+        ("Test", "Test", False),
+    ],
+)
+def test_same_origin_is_total(first: str, second: str, same: bool) -> None:
+    assert same_origin(first, second) is same
+
+
+def test_types_of_tolerates_any_json() -> None:
+    assert types_of({"type": 5}) == frozenset()
+    assert types_of({"type": ["Create", 7]}) == frozenset({"Create"})
+    assert types_of([1, 2]) == frozenset()
