@@ -27,7 +27,6 @@ from interop_peers import (
     FedifyPeer,
     Pasture,
     free_port,
-    make_tls_certificate,
     require_installed,
     start_fedify_peer,
     wait_until,
@@ -65,7 +64,9 @@ def fedify_peer(fedify_factory: Callable[..., FedifyPeer], tls_certificate: tupl
 @pytest.fixture(scope="session")
 def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(certificate, key) for localhost, self-signed."""
-    return make_tls_certificate(tmp_path_factory.mktemp("tls"))
+    from federation.tls import self_signed_certificate
+
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), days=1)
 
 
 @pytest.fixture(scope="session")

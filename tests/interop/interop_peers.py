@@ -6,8 +6,6 @@ Plain helpers for ``conftest.py`` and the interop tests (a module with its own n
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import select
@@ -20,10 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 INTEROP_DIR = Path(__file__).resolve().parent
 FEDIFY_DIR = INTEROP_DIR / "fedify_peer"
@@ -193,36 +187,3 @@ class Pasture:
 
     def stop(self) -> None:
         stop_process(self.process)
-
-
-def make_tls_certificate(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate (and key) for ``hostname`` and 127.0.0.1, valid for a day.
-
-    Fedify resolves ``@name@host`` handles over https only, so the host under test serves TLS
-    with this certificate and Node trusts it through ``NODE_EXTRA_CA_CERTS``.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
-    san = x509.SubjectAlternativeName([x509.DNSName(hostname), loopback])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(san, critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
