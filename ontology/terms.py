@@ -65,6 +65,7 @@ class SPORE(DefinedNamespace):
     batchSize: URIRef
     blockedHost: URIRef
     blueprint: URIRef
+    byzantineTolerance: URIRef
     changeNote: URIRef
     chosen: URIRef
     claimed: URIRef
@@ -83,6 +84,8 @@ class SPORE(DefinedNamespace):
     hostedBy: URIRef
     implements: URIRef
     knowledgeEntity: URIRef
+    knowledgeRelation: URIRef
+    krumSelection: URIRef
     layers: URIRef
     learningRate: URIRef
     listener: URIRef
@@ -104,6 +107,7 @@ class SPORE(DefinedNamespace):
     score: URIRef
     seedArtist: URIRef
     seeksHashtag: URIRef
+    sentRowFraction: URIRef
     sha256: URIRef
     since: URIRef
     snapshotOf: URIRef
@@ -116,6 +120,7 @@ class SPORE(DefinedNamespace):
     trainingData: URIRef
     trainingSeconds: URIRef
     trains: URIRef
+    trimmedFraction: URIRef
     usesModule: URIRef
     value: URIRef
     weighed: URIRef
