@@ -69,6 +69,8 @@ class Outbox:
         state: FederationState,
         deliveries: DeliveryQueue,
         clock: Callable[[], float],
+        # Ids come from uuid4, not the injected rng: a seeded rng would mint the same ids again after a
+        # restart, and peers would drop the new activities as replays.
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.base_url = base_url
