@@ -24,6 +24,7 @@ from federation.keyring import RemoteKey, actor_endpoints
 from federation.outbox import Outbox
 from federation.state import FederationState, Relation
 from federation.vocab import ActivityType, id_of, ids_of, types_of
+from knowledge.graphs import GraphKind, graph_iri
 
 __all__ = ["Processor", "AdmissionPolicy", "QuadSink", "sanitise", "peers_graph"]
 
@@ -42,8 +43,8 @@ class QuadSink(Protocol):
 
 
 def peers_graph(actor_id: str) -> ox.NamedNode:
-    """The graph holding what a local actor received from peers (``{node}/graphs/peers``)."""
-    return ox.NamedNode(f"{actor_id}/graphs/peers")
+    """The graph holding what a local actor received from peers: ``{node}/graphs/peers``."""
+    return graph_iri(ox.NamedNode(actor_id), GraphKind.PEERS)
 
 
 def sanitise(document: Any) -> Any:
