@@ -46,6 +46,7 @@ class LightGCNLearner:
     k: int = 20
     _graph: Tensor = field(init=False, repr=False)
     _known: Tensor = field(init=False, repr=False)
+    _module: LightGCN | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -55,13 +56,22 @@ class LightGCNLearner:
         object.__setattr__(self, "_known", torch.sort(keys).values)
 
     def _model(self, weights: Weights | None = None) -> LightGCN:
-        model = LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+        """The node's one working module, loaded with ``weights`` (copied in, never aliased).
+
+        Kept across rounds because building a module draws a random initialisation of every table
+        only to overwrite it, which cost more than a local epoch on a small node; the protocol's
+        weights stay immutable because ``load_state_dict`` copies into the module's own tensors.
+        """
+        model = self._module
+        if model is None:
+            model = LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+            object.__setattr__(self, "_module", model)
         if weights is not None:
-            model.load_state_dict({name: tensor.clone() for name, tensor in weights.items()})
+            model.load_state_dict(dict(weights))
         return model
 
     def initial_weights(self, seed: int) -> dict[str, Tensor]:
-        model = self._model()
+        model = LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
         model.reset_parameters(torch.Generator().manual_seed(seed))
         return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 

@@ -1,0 +1,137 @@
+"""Benchmark: the SPORE simulator at scale, a protocol round of N nodes beside their bare training.
+
+Builds N LightGCN nodes on the seeded synthetic music graph (listeners dealt to nodes, groups of 8,
+synchronous rounds), runs the simulator, and reports wall seconds per round of all nodes, memory per
+node and bytes sent per node per round. The baseline, measured in the same run on the same learners,
+is each node's local training alone (one silo round: the compute the protocol cannot avoid), so the
+ratio is the protocol's overhead: messaging, validation, hashing, merging.
+
+    python bench/fungiverse.py [--nodes 1000] [--rounds 3] [--learner lightgcn|linear] [--json PATH]
+
+The quality comparison of issue 5 (centralized, silo, FedAvg and SPORE on Last.fm-2k) is not part
+of this script yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+
+from agents.protocol.learning import resolve_rule
+from agents.recsys_scenario import recsys_fungiverse
+from agents.scenarios import linear_fungiverse
+from agents.simulator import Simulator
+from knowledge.music import SynthParams
+
+from common import print_table, write_json
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process in MB (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _round_times(simulator: Simulator, actors: list[str], rounds: int, tick: float) -> list[float]:
+    """Wall seconds between the moments when every node has merged one more round."""
+    times, started, done = [], time.perf_counter(), 0
+    limit = simulator.now + 1000.0 * rounds
+    while done < rounds and simulator.now < limit:
+        simulator.run(simulator.now + tick)
+        reached = min(simulator.state(actor).rounds_done for actor in actors)
+        while done < reached:
+            now = time.perf_counter()
+            times.append(now - started)
+            started, done = now, done + 1
+    if done < rounds:
+        raise RuntimeError(f"only {done} of {rounds} rounds completed")
+    return times
+
+
+def run(nodes: int, rounds: int, learner: str, seed: int, tick: float) -> dict[str, Any]:
+    torch.set_num_threads(1)  # thousands of tiny graphs: thread start-up costs more than it gains
+    before = _rss_mb()
+    built = time.perf_counter()
+    if learner == "lightgcn":
+        params = SynthParams(listeners=3 * nodes, artists=1500, seed=seed)
+        world: Any = recsys_fungiverse(
+            nodes, params=params, seed=seed, max_rounds=rounds + 1, evaluate=False, rule_for=resolve_rule
+        )
+    else:
+        world = linear_fungiverse(
+            nodes, seed=seed, max_rounds=rounds + 1, evaluate=False, rule_for=resolve_rule
+        )
+    build_s = time.perf_counter() - built
+    simulator, actors = world.simulator, world.actors
+    times = _round_times(simulator, actors, rounds + 1, tick)[1:]  # the first round includes joining
+    after = _rss_mb()
+
+    silo = []
+    for round_number in range(rounds):
+        started = time.perf_counter()
+        for actor in actors:
+            node = simulator.nodes[actor]
+            node.ctx.learner.train(node.state.weights, seed=round_number)
+        silo.append(time.perf_counter() - started)
+
+    model_bytes = statistics.mean(
+        sum(t.numel() * t.element_size() for t in simulator.state(a).weights.values()) for a in actors
+    )
+    merged_rounds = sum(simulator.state(a).rounds_done for a in actors)
+    return {
+        "nodes": nodes,
+        "learner": learner,
+        "rounds_measured": rounds,
+        "build_s": build_s,
+        "round_median_s": statistics.median(times),
+        "round_samples_s": times,
+        "silo_round_median_s": statistics.median(silo),
+        "overhead_ratio": statistics.median(times) / statistics.median(silo),
+        "rss_growth_mb": after - before,
+        "memory_per_node_kb": (after - before) * 1024 / nodes,
+        "model_kb_per_node": model_bytes / 1024,
+        "update_bytes_per_node_round": simulator.stats.get("update-bytes", 0) / max(1, merged_rounds),
+        "messages": simulator.stats.get("sent", 0),
+        "virtual_seconds": simulator.now,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000, help="simulated nodes (default 1000)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds after a warm-up round")
+    parser.add_argument("--learner", choices=("lightgcn", "linear"), default="lightgcn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tick", type=float, default=0.25, help="virtual seconds between progress checks")
+    parser.add_argument("--json", dest="json_path", help="write results and environment to this file")
+    args = parser.parse_args(argv)
+    if args.nodes < 1 or args.rounds < 1:
+        parser.error("--nodes and --rounds must be positive")
+    result = run(args.nodes, args.rounds, args.learner, args.seed, args.tick)
+    print(
+        f"{args.nodes} {args.learner} nodes in groups of 8, sync rounds; built in {result['build_s']:.1f} s"
+    )
+    print_table(
+        ["what", "seconds per round (median)", "memory per node KB", "update bytes per node per round"],
+        [
+            [
+                "SPORE round in the simulator",
+                result["round_median_s"],
+                result["memory_per_node_kb"],
+                result["update_bytes_per_node_round"],
+            ],
+            ["baseline: local training only", result["silo_round_median_s"], result["model_kb_per_node"], 0],
+        ],
+    )
+    print(f"protocol overhead: {result['overhead_ratio']:.2f}x the bare training")
+    write_json(args.json_path, "fungiverse-scale", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
