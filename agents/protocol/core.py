@@ -13,7 +13,7 @@ whose ``actor`` is not that sender.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from agents.protocol.context import NodeContext
@@ -370,10 +370,3 @@ def _on_create(ctx: NodeContext, state: NodeState, message: Message, now: float)
 
 
 _DEFAULT = default_handlers()
-
-
-def run_inbox(
-    ctx: NodeContext, state: NodeState, messages: Sequence[tuple[str, Message]], now: float
-) -> Step:
-    """Convenience for tests and hosts: wrap ``(sender, message)`` pairs in envelopes and step."""
-    return step(ctx, state, [Envelope(sender, message) for sender, message in messages], now)
