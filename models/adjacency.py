@@ -16,7 +16,12 @@ import torch
 from models.data import MusicTensors
 
 __all__ = [
+    "KnowledgeGraph",
+    "ModelGraph",
     "NodeLayout",
+    "artist_feature_matrix",
+    "knowledge_graph",
+    "sparse_product",
     "bipartite_adjacency",
     "knowledge_adjacency",
     "normalized_adjacency",
@@ -59,6 +64,24 @@ class _SymmetricSparseProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
         return None, torch.sparse.mm(ctx.adjacency, grad)
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``M @ x`` with the transpose precomputed once, for the same reason as above."""
+
+    @staticmethod
+    def forward(ctx: Any, matrix: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.transposed = transposed
+        return torch.sparse.mm(matrix, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, torch.sparse.mm(ctx.transposed, grad)
+
+
+def sparse_product(matrix: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` whose backward pass uses ``transposed`` (which must be ``matrix.T``)."""
+    return _SparseProduct.apply(matrix, transposed, x)
 
 
 def symmetric_propagate(adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -140,3 +163,60 @@ def knowledge_adjacency(
     weight[: tensors.interactions.shape[1]] = 1.0
     adjacency = normalized_adjacency(source, target, layout.num_nodes, weight)
     return adjacency, layout
+
+
+@dataclass(frozen=True)
+class KnowledgeGraph:
+    """What :class:`models.lightgcn.KnowledgeLightGCN` propagates over.
+
+    ``adjacency``: the propagation graph (listener–artist, or with tag and entity nodes);
+    ``artist_features``: the row-normalised sparse ``[A, T + E]`` artist–tag/entity matrix, or
+    ``None`` when tags and entities are nodes of ``adjacency`` instead.
+    """
+
+    adjacency: torch.Tensor
+    artist_features: torch.Tensor | None
+    artist_features_t: torch.Tensor | None = None
+
+
+ModelGraph = torch.Tensor | KnowledgeGraph | None
+"""What a model's ``forward`` takes: an adjacency, a :class:`KnowledgeGraph`, or nothing (BPR-MF)."""
+
+
+def artist_feature_matrix(tensors: MusicTensors, *, tag_weight_floor: float = 0.0) -> torch.Tensor:
+    """Row-normalised sparse ``[A, T + E]``: each artist's tags (columns ``0..T-1``) and entities.
+
+    An artist with ``n`` features has ``1/n`` in each of their columns (a mean); artists without
+    features have an empty row.
+    """
+    tag_edges = tensors.artist_tags
+    if tensors.artist_tag_weights is not None and tag_weight_floor > 0:
+        tag_edges = tag_edges[:, tensors.artist_tag_weights > tag_weight_floor]
+    rows = torch.cat([tag_edges[0], tensors.artist_entities[0]])
+    cols = torch.cat([tag_edges[1], tensors.artist_entities[2] + tensors.num_tags])
+    shape = (tensors.num_artists, tensors.num_tags + tensors.num_entities)
+    ones = torch.ones(rows.numel())
+    matrix = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), ones, shape, check_invariants=False
+    ).coalesce()
+    rows, cols = matrix.indices()
+    values = torch.ones(rows.numel())  # duplicates (an artist-entity pair under two relations) count once
+    counts = torch.zeros(shape[0]).scatter_add_(0, rows, values).clamp(min=1.0)
+    coo = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), values / counts[rows], shape, is_coalesced=True, check_invariants=False
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
+
+
+def knowledge_graph(tensors: MusicTensors, *, side_information: str = "features") -> KnowledgeGraph:
+    """The graph a :class:`~models.lightgcn.KnowledgeLightGCN` needs, from training tensors only."""
+    if side_information == "nodes":
+        return KnowledgeGraph(knowledge_adjacency(tensors)[0], None)
+    adjacency = bipartite_adjacency(tensors.interactions, tensors.num_listeners, tensors.num_artists)
+    features = artist_feature_matrix(tensors)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        transposed = features.to_sparse_coo().t().coalesce().to_sparse_csr()
+    return KnowledgeGraph(adjacency, features, transposed)

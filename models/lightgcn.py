@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.adjacency import symmetric_propagate
+from models.adjacency import KnowledgeGraph, ModelGraph, sparse_product, symmetric_propagate
 
 __all__ = [
     "LightGCN",
@@ -59,7 +59,7 @@ class EmbeddingRecommender(nn.Module):
         """Layer-0 embeddings of the given rows (what BPR's weight decay applies to)."""
         return self.listener_embedding(listeners), self.artist_embedding(artists)
 
-    def forward(self, graph: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(self, graph: ModelGraph) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, float | int | str]:
@@ -77,7 +77,7 @@ class MatrixFactorization(EmbeddingRecommender):
     def __init__(self, num_listeners: int, num_artists: int, embedding_dim: int = 64, init_std: float = 0.1):
         super().__init__(num_listeners, num_artists, embedding_dim, init_std)
 
-    def forward(self, graph: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, graph: ModelGraph = None) -> tuple[Tensor, Tensor]:
         return self.listener_embedding.weight, self.artist_embedding.weight
 
 
@@ -119,8 +119,8 @@ class LightGCN(EmbeddingRecommender):
         """Embedding tables in adjacency order (listeners, then artists, then any extra nodes)."""
         return [self.listener_embedding.weight, self.artist_embedding.weight]
 
-    def forward(self, graph: Tensor | None) -> tuple[Tensor, Tensor]:
-        if graph is None:
+    def forward(self, graph: ModelGraph) -> tuple[Tensor, Tensor]:
+        if not isinstance(graph, Tensor):
             raise ValueError(f"{type(self).__name__} needs the normalised adjacency matrix")
         x = torch.cat(self.node_tables())
         total = x
@@ -136,14 +136,23 @@ class LightGCN(EmbeddingRecommender):
 
 
 class KnowledgeLightGCN(LightGCN):
-    r"""LightGCN over the heterogeneous graph of listeners, artists, tags and knowledge-graph entities.
+    r"""LightGCN whose artists also draw on their tags and knowledge-graph entities.
 
-    The propagation rule is LightGCN's, applied to a larger graph
-    (:func:`models.adjacency.knowledge_adjacency`): tags and Freebase entities are extra nodes with
-    their own embeddings, so two artists that share a tag or an origin exchange information even when
-    no listener links them. This is the "collaborative knowledge graph" of KGAT (Wang et al., KDD
-    2019) without KGAT's relation-specific attention, i.e. the simplest published way to let item side
-    information flow through graph convolution.
+    Two published ways of letting item side information into LightGCN, chosen by ``side_information``:
+
+    * ``"features"`` (default): an artist's layer-0 embedding is its own row plus the mean of its
+      tags' and entities' embeddings, :math:`e_a^{(0)} = q_a + \sum_f F_{af} z_f` with :math:`F` the
+      row-normalised artist–feature matrix, as in LightFM's hybrid representations (Kula, "Metadata
+      Embeddings for User and Item Cold-start Recommendations", CBRecSys 2015); propagation is then
+      LightGCN's over the listener–artist graph. Artists with few listeners borrow from artists that
+      share their tags. ``graph`` is a :class:`models.adjacency.KnowledgeGraph` holding both matrices.
+    * ``"nodes"``: tags and entities become extra nodes of the propagation graph (the collaborative
+      knowledge graph of KGAT, Wang et al., KDD 2019, without its relation attention); ``graph`` holds
+      :func:`models.adjacency.knowledge_adjacency`. On Last.fm-2k this did worse than plain LightGCN
+      (see docs/benchmarks.md): popular tags link thousands of artists and over-smooth them.
+
+    Tag and entity tables are item-side parameters (``tag_embedding.weight``,
+    ``entity_embedding.weight``) and may be shared with a learning group like the artist table.
     """
 
     architecture = "knowledge-lightgcn"
@@ -157,10 +166,34 @@ class KnowledgeLightGCN(LightGCN):
         embedding_dim: int = 64,
         num_layers: int = 3,
         init_std: float = 0.1,
+        side_information: str = "features",
     ) -> None:
+        if side_information not in ("features", "nodes"):
+            raise ValueError(f"side_information must be 'features' or 'nodes', not {side_information!r}")
         super().__init__(num_listeners, num_artists, embedding_dim, num_layers, init_std)
+        self.side_information = side_information
         self.tag_embedding = nn.Embedding(num_tags, embedding_dim)
         self.entity_embedding = nn.Embedding(num_entities, embedding_dim)
+        self._features: KnowledgeGraph | None = None
 
     def node_tables(self) -> list[Tensor]:
-        return [*super().node_tables(), self.tag_embedding.weight, self.entity_embedding.weight]
+        side = [self.tag_embedding.weight, self.entity_embedding.weight]
+        if self.side_information == "nodes":
+            return [*super().node_tables(), *side]
+        assert self._features is not None and self._features.artist_features is not None
+        features, transposed = self._features.artist_features, self._features.artist_features_t
+        assert transposed is not None
+        artists = self.artist_embedding.weight + sparse_product(features, transposed, torch.cat(side))
+        return [self.listener_embedding.weight, artists]
+
+    def forward(self, graph: ModelGraph) -> tuple[Tensor, Tensor]:
+        if not isinstance(graph, KnowledgeGraph):
+            raise ValueError("KnowledgeLightGCN needs a models.adjacency.KnowledgeGraph")
+        self._features = graph
+        try:
+            return super().forward(graph.adjacency)
+        finally:
+            self._features = None
+
+    def hyperparameters(self) -> dict[str, float | int | str]:
+        return {**super().hyperparameters(), "side_information": self.side_information}

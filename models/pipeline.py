@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from models.adjacency import bipartite_adjacency, knowledge_adjacency
+from models.adjacency import ModelGraph, bipartite_adjacency, knowledge_graph
 from models.baselines import ItemKNN, Popularity
 from models.data import MusicTensors
 from models.lightgcn import EmbeddingRecommender, KnowledgeLightGCN, LightGCN, MatrixFactorization
@@ -33,11 +33,12 @@ __all__ = [
     "fit_embedding_model",
     "fit_itemknn",
     "fit_popularity",
+    "graph_for_model",
     "new_model",
     "selection_split",
 ]
 
-EMBEDDING_MODELS = ("lightgcn", "knowledge-lightgcn", "bpr-mf")
+EMBEDDING_MODELS = ("lightgcn", "knowledge-lightgcn", "knowledge-lightgcn-nodes", "bpr-mf")
 SELECTION = SplitProtocol(
     name="selection-7-1", ratios=(7.0, 1.0), description="validation carved from the training part"
 )
@@ -55,7 +56,7 @@ class FitResult:
     seconds: float
     epochs: int = 0
     model: EmbeddingRecommender | None = None
-    graph: Tensor | None = None
+    graph: ModelGraph = None
     report: TrainingReport | None = None
     selection: TrainingReport | None = None
     chosen: dict[str, int] = field(default_factory=dict)
@@ -67,15 +68,25 @@ class FitResult:
         return self.report.seconds_per_epoch
 
 
-def build_graph(kind: str, train: MusicTensors) -> Tensor | None:
+def build_graph(kind: str, train: MusicTensors) -> ModelGraph:
     """The propagation graph a model kind needs, from training interactions only."""
     if kind == "lightgcn":
         return bipartite_adjacency(train.interactions, train.num_listeners, train.num_artists)
     if kind == "knowledge-lightgcn":
-        return knowledge_adjacency(train)[0]
+        return knowledge_graph(train, side_information="features")
+    if kind == "knowledge-lightgcn-nodes":
+        return knowledge_graph(train, side_information="nodes")
     if kind == "bpr-mf":
         return None
     raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(EMBEDDING_MODELS)}")
+
+
+def graph_for_model(model: EmbeddingRecommender, tensors: MusicTensors) -> ModelGraph:
+    """The graph a (loaded) model propagates over, built from ``tensors``' interactions."""
+    kind = model.architecture
+    if isinstance(model, KnowledgeLightGCN) and model.side_information == "nodes":
+        kind = "knowledge-lightgcn-nodes"
+    return build_graph(kind, tensors)
 
 
 def new_model(
@@ -83,7 +94,7 @@ def new_model(
 ) -> EmbeddingRecommender:
     if kind == "lightgcn":
         return LightGCN(tensors.num_listeners, tensors.num_artists, embedding_dim, num_layers)
-    if kind == "knowledge-lightgcn":
+    if kind in ("knowledge-lightgcn", "knowledge-lightgcn-nodes"):
         return KnowledgeLightGCN(
             tensors.num_listeners,
             tensors.num_artists,
@@ -91,6 +102,7 @@ def new_model(
             tensors.num_entities,
             embedding_dim,
             num_layers,
+            side_information="nodes" if kind.endswith("-nodes") else "features",
         )
     if kind == "bpr-mf":
         return MatrixFactorization(tensors.num_listeners, tensors.num_artists, embedding_dim)
@@ -165,7 +177,7 @@ def fit_embedding_model(
 
 
 def _test_monitor(
-    split: InteractionSplit, graph: Tensor | None, k: int
+    split: InteractionSplit, graph: ModelGraph, k: int
 ) -> Callable[[EmbeddingRecommender], RankingMetrics]:
     exclude = _exclusions(split)
     return lambda model: evaluate_model(model, graph, split.test, exclude, k=k)

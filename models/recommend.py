@@ -20,6 +20,7 @@ from rdflib import RDF, XSD, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
 from knowledge.music.names import NameIndex
+from models.adjacency import ModelGraph
 from models.data import MusicTensors
 from models.lightgcn import EmbeddingRecommender
 from ontology import PREFIXES, SPORE
@@ -81,9 +82,7 @@ def match_artists(names: list[str], tensors: MusicTensors, *, suggestions: int =
 class RecommendationEngine:
     """Final embeddings of a trained model over its graph, ready for fast top-K queries."""
 
-    def __init__(
-        self, model: EmbeddingRecommender, graph: torch.Tensor | None, tensors: MusicTensors
-    ) -> None:
+    def __init__(self, model: EmbeddingRecommender, graph: ModelGraph, tensors: MusicTensors) -> None:
         with torch.no_grad():
             listener_out, artist_out = model(graph)
         self.listener_embeddings = listener_out.detach().contiguous()

@@ -201,6 +201,7 @@ def _rebuild(metadata: dict[str, str], state: dict[str, torch.Tensor], path: Pat
             dim,
             int(hyper["num_layers"]),
             hyper.get("init_std", 0.1),
+            side_information=str(hyper.get("side_information", "features")),
         )
     else:
         raise SnapshotError(f"{path}: unknown architecture {architecture!r}")

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from models.adjacency import ModelGraph
 from models.lightgcn import EmbeddingRecommender
 from models.metrics import RankingMetrics, evaluate_ranking
 
@@ -34,7 +35,7 @@ __all__ = ["TrainConfig", "TrainingReport", "EpochRecord", "sample_negatives", "
 class TrainConfig:
     epochs: int = 300
     batch_size: int = 8192
-    learning_rate: float = 0.01
+    learning_rate: float = 0.02
     weight_decay: float = 1e-4
     patience: int = 5
     eval_every: int = 5
@@ -101,7 +102,7 @@ def sample_negatives(
 
 def train_bpr(
     model: EmbeddingRecommender,
-    graph: Tensor | None,
+    graph: ModelGraph,
     train_edges: Tensor,
     config: TrainConfig,
     *,
@@ -178,7 +179,7 @@ def train_bpr(
     return report
 
 
-def embedding_scorer(model: EmbeddingRecommender, graph: Tensor | None) -> Callable[[Tensor], Tensor]:
+def embedding_scorer(model: EmbeddingRecommender, graph: ModelGraph) -> Callable[[Tensor], Tensor]:
     """Propagate once, then score listeners by dot product against every artist."""
     with torch.no_grad():
         listener_out, artist_out = model(graph)
@@ -186,7 +187,7 @@ def embedding_scorer(model: EmbeddingRecommender, graph: Tensor | None) -> Calla
 
 
 def evaluate_model(
-    model: EmbeddingRecommender, graph: Tensor | None, held_out: Tensor, exclude: Tensor, *, k: int
+    model: EmbeddingRecommender, graph: ModelGraph, held_out: Tensor, exclude: Tensor, *, k: int
 ) -> RankingMetrics:
     """Full-ranking metrics of ``model`` on ``held_out`` with ``exclude`` masked."""
     was_training = model.training

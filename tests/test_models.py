@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.adjacency import bipartite_adjacency, knowledge_adjacency
+from models.adjacency import artist_feature_matrix, bipartite_adjacency, knowledge_adjacency, knowledge_graph
 from models.baselines import ItemKNN, Popularity
 from models.data import MusicTensors, MusicTensorsError
 from models.lightgcn import KnowledgeLightGCN, LightGCN, MatrixFactorization
@@ -237,19 +237,28 @@ def test_early_stopping_restores_the_best_validated_epoch() -> None:
     assert restored.ndcg == pytest.approx(report.best_validation.ndcg)
 
 
-def test_matrix_factorisation_and_knowledge_model_train_on_the_same_harness() -> None:
+def test_matrix_factorisation_and_knowledge_models_train_on_the_same_harness() -> None:
     toy = planted()
     split = split_per_listener(toy, PROTOCOL_RECBOLE, seed=0)
     mf = MatrixFactorization(toy.num_listeners, toy.num_artists, embedding_dim=16)
     _, mf_metrics = _train(mf, None, split)
-    graph, layout = knowledge_adjacency(split.train)
-    assert layout.num_nodes == toy.num_listeners + toy.num_artists + toy.num_tags + toy.num_entities
-    kg = KnowledgeLightGCN(
-        toy.num_listeners, toy.num_artists, toy.num_tags, toy.num_entities, embedding_dim=16
-    )
-    _, kg_metrics = _train(kg, graph, split)
     assert mf_metrics.recall > 0.2
-    assert kg_metrics.recall > 0.3
+    for mode in ("features", "nodes"):
+        graph = knowledge_graph(split.train, side_information=mode)
+        kg = KnowledgeLightGCN(
+            toy.num_listeners, toy.num_artists, toy.num_tags, toy.num_entities, 16, 2, side_information=mode
+        )
+        _, kg_metrics = _train(kg, graph, split)
+        assert kg_metrics.recall > 0.3, mode
+
+
+def test_artist_features_are_a_row_mean_over_tags_and_entities() -> None:
+    toy = planted(artists=4, communities=2, per_listener=2)
+    features = artist_feature_matrix(toy).to_dense()
+    # Artists 0 and 1 have tag 0 and entity 0 (column 2); artists 2 and 3 have tag 1 only.
+    assert features.tolist() == [[0.5, 0, 0.5], [0.5, 0, 0.5], [0, 1, 0], [0, 1, 0]]
+    _, layout = knowledge_adjacency(toy)
+    assert layout.num_nodes == toy.num_listeners + toy.num_artists + toy.num_tags + toy.num_entities
 
 
 # Baselines -----------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def _read_tensors(store_dir: Path, node: str | None):  # -> MusicTensors (torch 
 
 
 def _model(tensors, snapshot_path: Path | None, epochs: int, seed: int, save_dir: Path | None):
-    from models.pipeline import build_graph
+    from models.pipeline import build_graph, graph_for_model
     from models.snapshot import SnapshotError, load_snapshot, save_snapshot
 
     if snapshot_path is not None:
@@ -171,7 +171,7 @@ def _model(tensors, snapshot_path: Path | None, epochs: int, seed: int, save_dir
             snapshot = load_snapshot(snapshot_path, tensors)
         except SnapshotError as error:
             raise UnreadableInput(str(error)) from None
-        return snapshot, build_graph(snapshot.architecture, tensors)
+        return snapshot, graph_for_model(snapshot.model, tensors)
     from models.lightgcn import LightGCN
     from models.snapshot import Snapshot, snapshot_bytes
     from models.train import TrainConfig, train_bpr
