@@ -65,11 +65,12 @@ def build_host(
         openapi_url=None,
     )
     app.state.runtime = runtime
+    # The inboxes come first: routes are matched in order and they take most of the traffic.
     for router in (
+        inbox_router(runtime),
         discovery_router(runtime),
         actor_router(runtime),
         object_router(runtime),
-        inbox_router(runtime),
     ):
         app.include_router(router)
     return app

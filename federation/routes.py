@@ -248,12 +248,11 @@ def inbox_router(runtime: HostRuntime) -> APIRouter:
         headers = {"retry-after": "1"} if result.status in (429, 503) else None
         return JSONResponse(payload, status_code=result.status, headers=headers)
 
-    @router.post("/inbox")
     async def shared_inbox(request: Request) -> Response:
         return await receive(request, None)
 
-    @router.post("/{kind}/{name}/inbox")
-    async def actor_inbox(kind: str, name: str, request: Request) -> Response:
+    async def actor_inbox(request: Request) -> Response:
+        kind, name = request.path_params["kind"], request.path_params["name"]
         table = {
             ActorKind.NODE.value: runtime.actors.nodes,
             ActorKind.GROUP.value: runtime.actors.groups,
@@ -262,5 +261,10 @@ def inbox_router(runtime: HostRuntime) -> APIRouter:
         if owner is None:
             return JSONResponse({"error": f"no inbox {kind}/{name}"}, status_code=404)
         return await receive(request, owner)
+
+    # Plain Starlette routes: the inbox is the hot path, and FastAPI's per-request dependency solving
+    # and validation buy nothing for a handler that reads the raw body itself.
+    router.add_route("/inbox", shared_inbox, methods=["POST"])
+    router.add_route("/{kind}/{name}/inbox", actor_inbox, methods=["POST"])
 
     return router

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,6 +101,7 @@ def types_of(document: Any) -> frozenset[str]:
     return frozenset(k for k in kind if isinstance(k, str)) if isinstance(kind, list) else frozenset()
 
 
+@lru_cache(maxsize=65_536)  # the same actor and key IRIs recur in every activity of a peer
 def origin_of(iri: str) -> str:
     """``scheme://host[:port]`` of an IRI, lower-cased: the unit of trust in ActivityPub; "" if invalid."""
     try:
