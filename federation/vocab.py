@@ -101,9 +101,13 @@ def types_of(document: Any) -> frozenset[str]:
     return frozenset(k for k in kind if isinstance(k, str)) if isinstance(kind, list) else frozenset()
 
 
-@lru_cache(maxsize=65_536)  # the same actor and key IRIs recur in every activity of a peer
-def origin_of(iri: str) -> str:
+def origin_of(iri: object) -> str:
     """``scheme://host[:port]`` of an IRI, lower-cased: the unit of trust in ActivityPub; "" if invalid."""
+    return _origin(iri) if isinstance(iri, str) else ""
+
+
+@lru_cache(maxsize=65_536)  # the same actor and key IRIs recur in every activity of a peer
+def _origin(iri: str) -> str:
     try:
         parts = urlsplit(iri)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
