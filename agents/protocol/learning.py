@@ -8,9 +8,11 @@ rows never leave the node.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from functools import cache
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
@@ -87,6 +89,7 @@ class WeightedParameters:
     parameters: Weights
     weight: float
     source: str = ""
+    digest: str = ""  # SHA-256 of the parameters when known (a content address, section 6 of the doc)
 
 
 class MergeRule(Protocol):
@@ -104,6 +107,31 @@ class MergeRule(Protocol):
 RuleResolver = Callable[[str], MergeRule]
 
 
+# Content address -> the merge library's validated update. Eight members of a group merge the same
+# eight updates; validating each once instead of at every receiver saved a sixth of a simulated
+# round. Bounded so that it never keeps more than a few rounds of a large simulation alive.
+_PREPARED: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+_PREPARED_LIMIT = 256
+
+
+def _prepared(item: WeightedParameters, index: int) -> Any:
+    from models.merge import ModelUpdate
+
+    sender = item.source or f"urn:spore:contribution:{index}"
+    examples = max(0, round(item.weight))
+    key = (sender, item.digest, examples)
+    if item.digest and key in _PREPARED:
+        _PREPARED.move_to_end(key)
+        return _PREPARED[key]
+    update = ModelUpdate(sender=sender, round=0, weights=item.parameters, num_examples=examples)
+    if item.digest:
+        _PREPARED[key] = update
+        if len(_PREPARED) > _PREPARED_LIMIT:
+            _PREPARED.popitem(last=False)
+    return update
+
+
+@cache
 def resolve_rule(rule_iri: str) -> MergeRule:
     """The merge rule the ontology individual ``rule_iri`` names, from :mod:`models.merge`.
 
@@ -111,22 +139,14 @@ def resolve_rule(rule_iri: str) -> MergeRule:
     number of examples); this adapter is the one place that knows that calling convention.
     Raises ``models.merge.UnknownRuleError`` for an IRI no rule implements.
     """
-    from models.merge import ModelUpdate, rule_for
+    from models.merge import rule_for
 
     rule = rule_for(rule_iri)
 
     def merge(
         contributions: Sequence[WeightedParameters], *, reference: Weights | None = None
     ) -> dict[str, Tensor]:
-        updates = [
-            ModelUpdate(
-                sender=item.source or f"urn:spore:contribution:{index}",
-                round=0,
-                weights=item.parameters,
-                num_examples=max(0, round(item.weight)),
-            )
-            for index, item in enumerate(contributions)
-        ]
+        updates = [_prepared(item, index) for index, item in enumerate(contributions)]
         return rule.aggregate(updates, reference=reference)
 
     return merge

@@ -196,8 +196,12 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
         contributions = dict(current)
     names = sorted(contributions)
     rule = ctx.rule_for(membership.group.aggregation_rule)
+    updates = [contributions[name] for name in names]
     merged = rule(
-        [WeightedParameters(contributions[n].parameters, float(contributions[n].samples), n) for n in names],
+        [
+            WeightedParameters(u.parameters, float(u.samples), n, u.sha256)
+            for n, u in zip(names, updates, strict=True)
+        ],
         reference=shared_part(state.weights),
     )
     weights = {**state.weights, **{name: tensor.detach() for name, tensor in merged.items()}}
