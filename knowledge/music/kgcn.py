@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from knowledge.music.corpus import KnowledgeTriple, ReadReport
-from knowledge.music.tsv import read_table, require_files
+from knowledge.music.tsv import numeric_key, read_table, require_files
 
 __all__ = ["KGCN_FILES", "read_kgcn"]
 
@@ -19,11 +19,6 @@ KGCN_FILES = ("item_index2entity_id.txt", "kg.txt")
 
 # Relation names become IRIs, so only Freebase's dotted identifier alphabet is let through.
 RELATION_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
-
-
-def _key(text: str) -> str | None:
-    text = text.strip()
-    return str(int(text)) if text.isdigit() else None
 
 
 def read_kgcn(
@@ -35,7 +30,7 @@ def read_kgcn(
     artist_entities: dict[str, str] = {}
     mapped_entities: set[str] = set()
     for fields in read_table(mapping_path, encoding="utf-8", columns=2, report=report, header=False):
-        artist, entity = _key(fields[0]), _key(fields[1])
+        artist, entity = numeric_key(fields[0]), numeric_key(fields[1])
         if artist is None or entity is None:
             report.skip(mapping_path.name, "non-numeric field")
         elif artist not in artist_keys:
@@ -50,7 +45,7 @@ def read_kgcn(
     seen: set[KnowledgeTriple] = set()
     triples: list[KnowledgeTriple] = []
     for fields in read_table(kg_path, encoding="utf-8", columns=3, report=report, header=False):
-        head, relation, tail = _key(fields[0]), fields[1].strip(), _key(fields[2])
+        head, relation, tail = numeric_key(fields[0]), fields[1].strip(), numeric_key(fields[2])
         if head is None or tail is None:
             report.skip(kg_path.name, "non-numeric entity id")
         elif not RELATION_NAME.match(relation):

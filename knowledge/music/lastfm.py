@@ -24,7 +24,7 @@ from knowledge.music.corpus import (
     Tagging,
 )
 from knowledge.music.kgcn import read_kgcn
-from knowledge.music.tsv import read_table, require_files
+from knowledge.music.tsv import numeric_key, read_table, require_files
 
 __all__ = ["LASTFM_FILES", "read_lastfm"]
 
@@ -36,10 +36,14 @@ LASTFM_FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_taggedartis
 _NOT_IN_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
-def _key(text: str) -> str | None:
-    """A numeric id in canonical form ("007" and "7" are one listener), or None if not an id."""
-    text = text.strip()
-    return str(int(text)) if text.isdigit() else None
+def _date(year: str, month: str, day: str) -> datetime.date | None:
+    parts = [numeric_key(part) for part in (year, month, day)]
+    if None in parts:
+        return None
+    try:
+        return datetime.date(*(int(part) for part in parts if part is not None))
+    except ValueError:
+        return None
 
 
 def _web_address(text: str) -> str | None:
@@ -52,7 +56,7 @@ def _web_address(text: str) -> str | None:
 def _read_artists(path: Path, report: ReadReport) -> list[Artist]:
     artists: dict[str, Artist] = {}
     for fields in read_table(path, encoding="utf-8", columns=4, min_columns=3, report=report):
-        key, name, url, image = _key(fields[0]), fields[1], fields[2], fields[3]
+        key, name, url, image = numeric_key(fields[0]), fields[1], fields[2], fields[3]
         if key is None:
             report.skip(path.name, "non-numeric artist id")
         elif not name.strip():
@@ -70,7 +74,7 @@ def _read_artists(path: Path, report: ReadReport) -> list[Artist]:
 def _read_tags(path: Path, report: ReadReport) -> list[Tag]:
     tags: dict[str, Tag] = {}
     for fields in read_table(path, encoding="latin-1", columns=2, report=report):
-        key, label = _key(fields[0]), fields[1]
+        key, label = numeric_key(fields[0]), fields[1]
         if key is None:
             report.skip(path.name, "non-numeric tag id")
         elif not label.strip():
@@ -87,8 +91,8 @@ def _read_listenings(path: Path, artists: set[str], report: ReadReport) -> list[
     seen: set[tuple[str, str]] = set()
     rows: list[Listening] = []
     for fields in read_table(path, encoding="utf-8", columns=3, report=report):
-        listener, artist, weight = _key(fields[0]), _key(fields[1]), fields[2].strip()
-        if listener is None or artist is None or not weight.isdigit():
+        listener, artist, weight = numeric_key(fields[0]), numeric_key(fields[1]), numeric_key(fields[2])
+        if listener is None or artist is None or weight is None:
             report.skip(path.name, "non-numeric field")
         elif int(weight) < 1:
             report.skip(path.name, "play count below 1")
@@ -106,14 +110,17 @@ def _read_listenings(path: Path, artists: set[str], report: ReadReport) -> list[
 def _read_taggings(path: Path, artists: set[str], tags: set[str], report: ReadReport) -> list[Tagging]:
     seen: set[tuple[str, str, str]] = set()
     rows: list[Tagging] = []
+    days: dict[tuple[str, str, str], datetime.date | None] = {}  # a few thousand distinct days
     for fields in read_table(path, encoding="utf-8", columns=6, report=report):
-        listener, artist, tag = _key(fields[0]), _key(fields[1]), _key(fields[2])
+        listener, artist, tag = numeric_key(fields[0]), numeric_key(fields[1]), numeric_key(fields[2])
         if listener is None or artist is None or tag is None:
             report.skip(path.name, "non-numeric field")
             continue
-        try:
-            day = datetime.date(int(fields[5]), int(fields[4]), int(fields[3]))
-        except ValueError:
+        when = (fields[5], fields[4], fields[3])
+        if when not in days:
+            days[when] = _date(*when)
+        day = days[when]
+        if day is None:
             report.skip(path.name, "invalid date")
             continue
         if artist not in artists:
@@ -133,7 +140,7 @@ def _read_friendships(path: Path, report: ReadReport) -> list[Friendship]:
     seen: set[tuple[str, str]] = set()
     rows: list[Friendship] = []
     for fields in read_table(path, encoding="utf-8", columns=2, report=report):
-        listener, friend = _key(fields[0]), _key(fields[1])
+        listener, friend = numeric_key(fields[0]), numeric_key(fields[1])
         if listener is None or friend is None:
             report.skip(path.name, "non-numeric field")
         elif listener == friend:

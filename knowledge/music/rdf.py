@@ -171,33 +171,38 @@ def _private_lines(
     person = f"<{v.PERSON}>"
     for key in chosen:
         yield 1, _quad(scheme.listener(key), v.RDF_TYPE, person, g)
-    listening_type, integer = f"<{v.LISTENING}>", v.XSD_INTEGER
+    # The two loops below write 1.3 million quads for Last.fm-2k; one f-string per record with the
+    # fixed parts precomputed is about twice as fast as assembling quads term by term.
+    end = f" <{g}> .\n"
+    a, listener_p, artist_p = f" <{v.RDF_TYPE}> ", f" <{v.LISTENER}> ", f" <{v.ARTIST}> "
+    plays_p, tag_p, date_p = f" <{v.PLAY_COUNT}> ", f" <{v.TAG}> ", f" <{v.DATE}> "
+    listening_type, tagging_type = f"<{v.LISTENING}>", f"<{v.TAGGING}>"
+    integer, date = f"^^<{v.XSD_INTEGER}>", f"^^<{v.XSD_DATE}>"
     for row in corpus.listenings:
         if keep is not None and row.listener not in keep:
             continue
-        iri = scheme.listening(row.listener, row.artist)
+        iri, who, what = (
+            scheme.listening(row.listener, row.artist),
+            scheme.listener(row.listener),
+            scheme.artist(row.artist),
+        )
         yield (
             1,
             (
-                _quad(iri, v.RDF_TYPE, listening_type, g)
-                + _quad(iri, v.LISTENER, f"<{scheme.listener(row.listener)}>", g)
-                + _quad(iri, v.ARTIST, f"<{scheme.artist(row.artist)}>", g)
-                + _quad(iri, v.PLAY_COUNT, f'"{row.plays}"^^<{integer}>', g)
+                f"<{iri}>{a}{listening_type}{end}<{iri}>{listener_p}<{who}>{end}"
+                f'<{iri}>{artist_p}<{what}>{end}<{iri}>{plays_p}"{row.plays}"{integer}{end}'
             ),
         )
-    tagging_type, date = f"<{v.TAGGING}>", v.XSD_DATE
     for row in corpus.taggings:
         if keep is not None and row.listener not in keep:
             continue
         iri = scheme.tagging(row.listener, row.artist, row.tag)
+        who, what, tag = scheme.listener(row.listener), scheme.artist(row.artist), scheme.tag(row.tag)
         yield (
             1,
             (
-                _quad(iri, v.RDF_TYPE, tagging_type, g)
-                + _quad(iri, v.LISTENER, f"<{scheme.listener(row.listener)}>", g)
-                + _quad(iri, v.ARTIST, f"<{scheme.artist(row.artist)}>", g)
-                + _quad(iri, v.TAG, f"<{scheme.tag(row.tag)}>", g)
-                + _quad(iri, v.DATE, f'"{row.date.isoformat()}"^^<{date}>', g)
+                f"<{iri}>{a}{tagging_type}{end}<{iri}>{listener_p}<{who}>{end}<{iri}>{artist_p}<{what}>{end}"
+                f'<{iri}>{tag_p}<{tag}>{end}<{iri}>{date_p}"{row.date.isoformat()}"{date}{end}'
             ),
         )
     for row in corpus.friendships:

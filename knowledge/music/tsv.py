@@ -12,11 +12,23 @@ from pathlib import Path
 
 from knowledge.music.corpus import ReadReport
 
-__all__ = ["MusicDataError", "decode_line", "read_table", "require_files"]
+__all__ = ["MusicDataError", "decode_line", "numeric_key", "read_table", "require_files"]
 
 
 class MusicDataError(OSError):
     """A data directory or file is missing or unreadable (as opposed to a bad row, which is skipped)."""
+
+
+def numeric_key(text: str) -> str | None:
+    """A numeric id in canonical form ("007" and "7" are one listener), or None if not an id.
+
+    ASCII only: ``"²".isdigit()`` is true, yet ``int("²")`` fails.
+    """
+    if not (text.isascii() and text.isdigit()):
+        text = text.strip()
+        if not (text.isascii() and text.isdigit()):
+            return None
+    return text if text[0] != "0" or len(text) == 1 else str(int(text))
 
 
 def require_files(directory: Path, names: tuple[str, ...]) -> None:
@@ -29,6 +41,33 @@ def require_files(directory: Path, names: tuple[str, ...]) -> None:
         raise MusicDataError(f"missing file{plural} in {directory}: {', '.join(missing)}")
 
 
+def _is_latin1(encoding: str) -> bool:
+    return encoding.replace("_", "-").lower() in {"latin-1", "iso-8859-1", "latin1"}
+
+
+def _lines(data: bytes, encoding: str, source: str, report: ReadReport) -> list[str | None]:
+    """The file's lines as text, ``None`` for a line that cannot be decoded.
+
+    The whole file is decoded at once when it can be (the usual case, several times faster); only a
+    file with a bad line takes the per-line path. Lines are split on LF only (CR stripped), never on
+    the Unicode separators that ``str.splitlines`` also honours, which may sit inside a name.
+    """
+    if data.isascii() or not _is_latin1(encoding):
+        try:
+            text = data.decode("ascii" if data.isascii() else encoding)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    lines: list[str | None] = []
+    for raw in data.split(b"\n"):
+        decoded = decode_line(raw[:-1] if raw.endswith(b"\r") else raw, encoding)
+        if decoded is not None and decoded[1]:
+            report.recoded[source] += 1
+        lines.append(None if decoded is None else decoded[0])
+    return lines
+
+
 def decode_line(raw: bytes, encoding: str) -> tuple[str, bool] | None:
     """Decode one line; return the text and whether it needed the fallback, or ``None`` if hopeless.
 
@@ -37,7 +76,7 @@ def decode_line(raw: bytes, encoding: str) -> tuple[str, bool] | None:
     taken as UTF-8: Latin-1 text practically never forms valid multi-byte UTF-8 sequences, so this
     guess keeps "Motörhead" from turning into "MotÃ¶rhead".
     """
-    if encoding.replace("_", "-").lower() in {"latin-1", "iso-8859-1", "latin1"}:
+    if _is_latin1(encoding):
         if not raw.isascii():
             try:
                 return raw.decode("utf-8"), True
@@ -76,23 +115,19 @@ def read_table(
         raise MusicDataError(f"missing file: {path}") from None
     except OSError as error:
         raise MusicDataError(f"cannot read {path}: {error.strerror or error}") from None
-    lines = data.splitlines()
+    lines = _lines(data, encoding, source, report)
     if header and lines:
         lines = lines[1:]
     fewest = columns if min_columns is None else min_columns
-    for raw in lines:
-        if not raw.strip():
-            continue
-        decoded = decode_line(raw, encoding)
-        if decoded is None:
+    for text in lines:
+        if text is None:
             report.skip(source, "undecodable bytes")
             continue
-        text, recoded = decoded
+        if not text.strip():
+            continue
         fields = text.split("\t")
         if not fewest <= len(fields) <= columns:
             report.skip(source, f"expected {columns} tab-separated fields")
             continue
-        if recoded:
-            report.recoded[source] += 1
         fields.extend([""] * (columns - len(fields)))
         yield fields
