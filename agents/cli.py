@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "agents.commands.validate:validate",
     "query": "agents.commands.query:query",
     "recommend": "agents.commands.recommend:recommend",
+    "host": "agents.commands.host:host",
 }
 
 
