@@ -44,7 +44,7 @@ from agents.protocol.messages import (
     Remove,
 )
 from agents.protocol.state import Phase
-from agents.protocol.wire import WireCodec, WirePayload
+from agents.protocol.wire import WireCodec, WirePayload, from_jsonld
 
 OWNER = "https://owner.test/actor"
 ALICE = "https://alice.test/actor"
@@ -387,6 +387,19 @@ def test_wire_round_trip(message: Message) -> None:
     assert codec.encode(decoded) == payload
 
 
+@pytest.mark.parametrize("message", every_message(), ids=lambda m: m.activity_type)
+def test_expanded_json_ld_means_the_same_message(message: Message) -> None:
+    from federation.jsonld import expand
+
+    codec = WireCodec()
+    payload = codec.encode(message)
+    activity = json.loads(payload.activity)
+    expanded = expand(activity)
+    assert "_:" not in json.dumps(expanded)  # every key is a real IRI: nothing lost to expansion
+    decoded = from_jsonld(expanded, dict(payload.artifacts))
+    assert codec.encode(decoded) == payload
+
+
 def test_wire_rejects_garbage_with_one_line() -> None:
     codec = WireCodec()
     create = every_message()[-1]
@@ -400,8 +413,15 @@ def test_wire_rejects_garbage_with_one_line() -> None:
         WirePayload(good.activity),  # artifact missing
         tampered,
         "not a payload",
+        WirePayload(json.dumps({"@context": "https://evil.example/ctx", "type": "Join"}).encode()),
     ]
     for payload in cases:
         with pytest.raises(MessageError) as raised:
             codec.decode(payload)
         assert "\n" not in str(raised.value)
+
+
+def test_json_ld_with_an_unknown_remote_context_is_refused_without_fetching() -> None:
+    document = {"@context": "https://evil.example/context.jsonld", "type": "Join", "id": f"{BOB}/1"}
+    with pytest.raises(MessageError, match="not JSON-LD"):
+        from_jsonld(document, {})

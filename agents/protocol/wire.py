@@ -37,9 +37,21 @@ from agents.protocol.messages import (
     Remove,
 )
 
-__all__ = ["CONTEXT", "WireCodec", "WirePayload", "from_activity", "to_activity"]
+__all__ = ["CONTEXT", "WireCodec", "WirePayload", "from_activity", "from_jsonld", "to_activity"]
 
-CONTEXT: list[Any] = ["https://www.w3.org/ns/activitystreams", {"spore": "https://w3id.org/spore/ns#"}]
+SPORE_NS = "https://w3id.org/spore/ns#"
+AS_NS = "https://www.w3.org/ns/activitystreams#"
+# Hashtag is Mastodon's extension of AS2; the two JSON-valued SPORE properties are JSON literals, so
+# that JSON-LD expansion keeps them whole instead of reading their keys as relative IRIs.
+CONTEXT: list[Any] = [
+    "https://www.w3.org/ns/activitystreams",
+    {
+        "spore": SPORE_NS,
+        "Hashtag": "as:Hashtag",
+        "spore:sharedShapes": {"@type": "@json"},
+        "spore:metrics": {"@type": "@json"},
+    },
+]
 ARTIFACT_MEDIA_TYPE = "application/octet-stream"
 MAX_ACTIVITY_BYTES = 1 << 20
 
@@ -54,6 +66,24 @@ class WirePayload:
     @property
     def size(self) -> int:
         return len(self.activity) + sum(len(blob) for _, blob in self.artifacts)
+
+
+def _iri(value: Any) -> str:
+    """An IRI given as a string or as ``{"id": ...}``, with the ``spore:``/``as:`` prefixes expanded
+    (JSON-LD compaction by another processor may write either form)."""
+    if isinstance(value, dict):
+        value = value["id"]
+    if not isinstance(value, str):
+        raise MessageError(f"expected an IRI, got {value!r}")
+    for prefix, namespace in (("spore:", SPORE_NS), ("as:", AS_NS)):
+        if value.startswith(prefix):
+            return namespace + value[len(prefix) :]
+    return value
+
+
+def _iris(value: Any) -> tuple[str, ...]:
+    """One IRI or a list of them (compaction turns one-element arrays into scalars)."""
+    return tuple(_iri(item) for item in (value if isinstance(value, list) else [value]))
 
 
 def _shapes_json(shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> dict[str, list[int]]:
@@ -89,10 +119,10 @@ def _group_json(group: GroupInfo) -> dict[str, Any]:
 
 def _group_from(value: Any) -> GroupInfo:
     return GroupInfo(
-        iri=value["id"],
+        iri=_iri(value),
         hashtag=value["spore:hashtag"],
-        owner=value["attributedTo"],
-        aggregation_rule=value["spore:aggregationRule"]["id"],
+        owner=_iri(value["attributedTo"]),
+        aggregation_rule=_iri(value["spore:aggregationRule"]),
         schedule=value["spore:schedule"],
         round_timeout=float(value["spore:roundTimeout"]),
         fanout=value["spore:fanout"],
@@ -133,7 +163,7 @@ def _update_from(value: Any, artifacts: Mapping[str, bytes]) -> ModelUpdate:
     ):
         raise MessageError("spore:metrics must map names to finite numbers")
     return ModelUpdate(
-        group=value["spore:group"]["id"],
+        group=_iri(value["spore:group"]),
         round=value["spore:roundNumber"],
         parameters=parameters,
         samples=value["spore:samples"],
@@ -203,28 +233,25 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
     if not isinstance(activity, dict):
         raise MessageError("an activity must be a JSON object")
     kind = activity["type"]
-    to = activity["to"]
-    if not isinstance(to, list):
-        raise MessageError("'to' must be a list")
-    common = {"id": activity["id"], "actor": activity["actor"], "to": tuple(to)}
+    common = {"id": _iri(activity["id"]), "actor": _iri(activity["actor"]), "to": _iris(activity["to"])}
     match kind:
         case "Announce":
             return Announce(**common, group=_group_from(activity["object"]))
         case "Join":
             blueprint = activity["spore:blueprint"]
             summary = BlueprintSummary(
-                iri=blueprint["id"],
-                architecture=blueprint["spore:architecture"]["id"],
+                iri=_iri(blueprint),
+                architecture=_iri(blueprint["spore:architecture"]),
                 shared_shapes=_shapes_from(blueprint["spore:sharedShapes"]),
             )
-            return Join(**common, group=activity["object"], blueprint=summary)
+            return Join(**common, group=_iri(activity["object"]), blueprint=summary)
         case "Accept":
             result = activity.get("result")
             return Accept(
                 **common,
-                join=activity["object"],
+                join=_iri(activity["object"]),
                 group=_group_from(activity["target"]),
-                members=tuple(activity["spore:members"]),
+                members=_iris(activity["spore:members"]),
                 round=activity["spore:roundNumber"],
                 model=_update_from(result, artifacts) if result is not None else None,
             )
@@ -233,9 +260,9 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
                 **common, join=activity["object"], group=activity["target"], reason=str(activity["summary"])
             )
         case "Leave":
-            return Leave(**common, group=activity["object"])
+            return Leave(**common, group=_iri(activity["object"]))
         case "Add":
-            return Add(**common, member=activity["object"], group=activity["target"])
+            return Add(**common, member=_iri(activity["object"]), group=_iri(activity["target"]))
         case "Remove":
             return Remove(
                 **common,
@@ -246,6 +273,24 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
         case "Create":
             return Create(**common, update=_update_from(activity["object"], artifacts))
     raise MessageError(f"unsupported activity type {kind!r}")
+
+
+def from_jsonld(document: Any, artifacts: Mapping[str, bytes]) -> Message:
+    """Parse an activity in any JSON-LD form (expanded, or compacted with other contexts).
+
+    The document is first compacted against :data:`CONTEXT` with the federation layer's frozen
+    loader (remote contexts are never fetched), so that what it means, not how it is spelled,
+    decides what it is.
+    """
+    from pyld.jsonld import JsonLdError
+
+    from federation.jsonld import UnknownContext, compact
+
+    try:
+        compacted = compact(document, CONTEXT)
+    except (JsonLdError, UnknownContext, TypeError, ValueError) as error:
+        raise MessageError(f"not JSON-LD this node can read: {type(error).__name__}") from error
+    return from_activity(compacted, artifacts)
 
 
 class WireCodec:
