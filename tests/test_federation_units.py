@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from pathlib import Path
@@ -12,10 +13,13 @@ import pytest
 from federation.actors import ActorDirectory
 from federation.config import GroupSpec, HostConfig, NodeSpec
 from federation.delivery import CircuitBreaker, DeliveryQueue, Outcome, backoff_delay, classify_status
+from federation.inbox import InboxPipeline, Verdict
 from federation.keyring import KeyRing, KeyUnavailable, key_from_document
 from federation.keys import ActorKey, generate_rsa_key, load_or_create_key
 from federation.outbox import fan_out, note_for
+from federation.ratelimit import RateLimiter
 from federation.routes import wants_activity_json
+from federation.signatures import SignedRequest, sign_cavage
 from federation.state import Recipient
 from federation.vocab import with_as2_type
 from federation.webfinger import LookupFailure, WebFingerError, lookup
@@ -277,3 +281,52 @@ def test_published_objects_carry_an_as2_type(kind, expected) -> None:
 )
 def test_content_negotiation(accept: str | None, json_wanted: bool) -> None:
     assert wants_activity_json(accept) is json_wanted
+
+
+def test_inbox_refetches_a_rotated_key_once_then_accepts() -> None:
+    actor = "https://a.example/nodes/x"
+    old, new = (ActorKey(f"{actor}#main-key", generate_rsa_key()) for _ in range(2))
+    served = [old]
+    now = [1_800_000_000.0]
+
+    async def fetch(url: str) -> dict:
+        return _actor_document(actor, served[0])
+
+    accepted: list[dict] = []
+
+    async def accept(activity: dict, key, owner) -> bool:
+        accepted.append(activity)
+        return True
+
+    ring = KeyRing(fetch, clock=lambda: now[0], min_refresh_seconds=60.0)
+    pipeline = InboxPipeline(
+        keyring=ring,
+        limiter=RateLimiter(rate=100, burst=100, clock=lambda: now[0]),
+        clock=lambda: now[0],
+        first_sighting=lambda activity_id, at: True,
+        accept=accept,
+        is_blocked=lambda local, remote: False,
+        max_body_bytes=10_000,
+        max_depth=10,
+        window_seconds=3600,
+    )
+
+    def request(key: ActorKey, number: int) -> SignedRequest:
+        body = json.dumps(
+            {"id": f"{actor}/a/{number}", "type": "Like", "actor": actor, "object": "x"}
+        ).encode()
+        headers = sign_cavage(method="POST", url="https://b.example/inbox", body=body, key=key, now=now[0])
+        return SignedRequest("POST", "https://b.example/inbox", headers, body)
+
+    async def scenario() -> None:
+        assert (await pipeline.receive(request(old, 1))).verdict is Verdict.ACCEPTED
+        served[0] = new  # the peer rotates its key
+        now[0] += 120
+        assert (await pipeline.receive(request(new, 2))).verdict is Verdict.ACCEPTED
+        assert ring.fetches == 2  # once at first sight, once after the failure: no more
+        forged = await pipeline.receive(request(ActorKey(f"{actor}#main-key", generate_rsa_key()), 3))
+        assert forged.verdict is Verdict.BAD_SIGNATURE and forged.status == 401
+        assert ring.fetches == 2  # a refetch within a minute of the last one is not repeated
+
+    asyncio.run(scenario())
+    assert [activity["id"] for activity in accepted] == [f"{actor}/a/1", f"{actor}/a/2"]
