@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
-from federation.processing import AdmissionPolicy, QuadSink, _default_admission
+from federation.processing import AdmissionPolicy, QuadSink, admit_all
 from federation.routes import actor_router, discovery_router, inbox_router, object_router
 from federation.runtime import HostRuntime
 from federation.ssrf import Resolver, system_resolver
@@ -36,7 +36,7 @@ def build_host(
     store: QuadSink,
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
-    admission: AdmissionPolicy = _default_admission,
+    admission: AdmissionPolicy = admit_all,
     resolver: Resolver = system_resolver,
 ) -> FastAPI:
     """Build a host app; ``app.state.runtime`` is its :class:`HostRuntime` (workers start with the app)."""
@@ -153,7 +153,7 @@ def start_local_host(
     tls: tuple[Path, Path] | None = None,
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
-    admission: AdmissionPolicy = _default_admission,
+    admission: AdmissionPolicy = admit_all,
 ) -> RunningHost:
     """Start a loopback host in a thread (a local fungiverse, tests, the benchmark); loopback fetches allowed.
 

@@ -26,7 +26,7 @@ from federation.state import FederationState, Relation
 from federation.vocab import ActivityType, id_of, ids_of, types_of
 from knowledge.graphs import GraphKind, graph_iri
 
-__all__ = ["Processor", "AdmissionPolicy", "QuadSink", "sanitise", "peers_graph"]
+__all__ = ["Processor", "AdmissionPolicy", "QuadSink", "admit_all", "sanitise", "peers_graph"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class Received:
     inbox_owner: str | None
 
 
-def _default_admission(group: GroupSpec, actor: str) -> bool:
+def admit_all(group: GroupSpec, actor: str) -> bool:
+    """The default admission policy: every actor the group has not blocked may join."""
     return True
 
 
@@ -112,7 +113,7 @@ class Processor:
         store: QuadSink,
         fetch_actor: FetchActor,
         clock: Callable[[], float],
-        admission: AdmissionPolicy = _default_admission,
+        admission: AdmissionPolicy = admit_all,
         forget_key: Callable[[str], None] = lambda owner: None,
         queue_size: int = 10_000,
         batch_size: int = 16,  # bounds how long one batch holds the event loop (p99 latency)

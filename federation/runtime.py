@@ -22,7 +22,7 @@ from federation.delivery import Delivery, DeliveryQueue
 from federation.inbox import InboxPipeline
 from federation.keyring import KeyRing, actor_endpoints
 from federation.outbox import Outbox
-from federation.processing import AdmissionPolicy, Processor, QuadSink, _default_admission
+from federation.processing import AdmissionPolicy, Processor, QuadSink, admit_all
 from federation.ratelimit import RateLimiter
 from federation.ssrf import Resolver, SsrfPolicy, system_resolver
 from federation.state import FederationState, Relation
@@ -39,7 +39,7 @@ class HostRuntime:
     store: QuadSink
     clock: Callable[[], float]
     rng: random.Random
-    admission: AdmissionPolicy = _default_admission
+    admission: AdmissionPolicy = admit_all
     resolver: Resolver = system_resolver
     signing_scheme: SigningScheme = SigningScheme.CAVAGE
     actors: ActorDirectory = field(init=False)
