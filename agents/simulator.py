@@ -68,6 +68,7 @@ class Simulator:
     latency: float = 0.05
     jitter: float = 0.02
     loss: float = 0.0
+    duplicate: float = 0.0  # probability that a delivery happens twice (ActivityPub retries)
     codec: Codec | None = None
     tap: Callable[[str, str, Any], None] | None = None
     record_trace: bool = False
@@ -148,6 +149,9 @@ class Simulator:
             if isinstance(message, Create):
                 self._count("update-bytes", message.update.byte_size)
             self._schedule(self.now + delay, _DELIVER, (recipient, (sender, payload)))
+            if self.duplicate > 0 and self._rng.random() < self.duplicate:
+                self._count("duplicated")
+                self._schedule(self.now + delay + latency, _DELIVER, (recipient, (sender, payload)))
 
     def _public_audience(self, message: Message) -> list[str]:
         """Everyone for an untagged public activity; for a tagged one, the followers of its hashtags

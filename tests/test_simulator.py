@@ -252,3 +252,30 @@ def test_every_aggregation_rule_runs_a_group(rule: str) -> None:
     assert len(digests) == 1 and world.simulator.state(world.actors[0]).rounds_done == 6
     error = (shared(world, world.actors[0]) - world.true_weight).norm()
     assert error < 0.5 * world.true_weight.norm()
+
+
+def test_duplicate_deliveries_do_not_change_the_result() -> None:
+    plain = fungiverse(4, max_rounds=4)
+    retried = fungiverse(4, max_rounds=4, simulator_options={"duplicate": 0.5})
+    plain.simulator.run(40.0)
+    retried.simulator.run(40.0)
+    assert retried.simulator.stats["duplicated"] > 0
+    for actor in plain.actors:
+        assert retried.simulator.state(actor).rounds_done == 4
+        torch.testing.assert_close(shared(retried, actor), shared(plain, actor))
+
+
+def test_steps_never_mutate_earlier_states() -> None:
+    world = fungiverse(3, max_rounds=3)
+    sim, watched = world.simulator, world.actors[1]
+    snapshots = []
+    for until in (0.5, 1.5, 2.5, 3.5):
+        sim.run(until)
+        state = sim.state(watched)
+        frozen = {name: tensor.clone() for name, tensor in state.weights.items()}
+        snapshots.append((state, frozen, dict(state.counters), state.membership))
+    sim.run(40.0)
+    for state, weights, counters, membership in snapshots:
+        assert dict(state.counters) == counters and state.membership is membership
+        for name, tensor in state.weights.items():
+            assert torch.equal(tensor, weights[name])
