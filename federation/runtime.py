@@ -52,6 +52,7 @@ class HostRuntime:
     pipeline: InboxPipeline = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
+    _scheme_by_host: dict[str, SigningScheme] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -133,13 +134,28 @@ class HostRuntime:
         return await self.client.get_json(url, sign_as=self.actors.instance.key, scheme=self.signing_scheme)
 
     async def deliver(self, delivery: Delivery) -> int | None:
+        """POST one queued delivery; a 400/401 is retried once with the other signature scheme.
+
+        This is Fedify's "double knock" in reverse: we lead with draft-cavage (what most of the
+        Fediverse verifies) and remember, per host, a scheme that worked, so a peer that verifies only
+        RFC 9421 costs one extra request, once.
+        """
         sender = self.actors.by_id(delivery.sender)
         if sender is None:
             return 410  # the local actor is gone; nothing can sign this any more
+        scheme = self._scheme_by_host.get(delivery.host, self.signing_scheme)
         try:
             response = await self.client.post(
-                delivery.inbox, delivery.body, sign_as=sender.key, scheme=self.signing_scheme
+                delivery.inbox, delivery.body, sign_as=sender.key, scheme=scheme
             )
+            if response.status_code in (400, 401):
+                other = SigningScheme.RFC9421 if scheme is SigningScheme.CAVAGE else SigningScheme.CAVAGE
+                retry = await self.client.post(
+                    delivery.inbox, delivery.body, sign_as=sender.key, scheme=other
+                )
+                if retry.is_success:
+                    self._scheme_by_host[delivery.host] = other
+                    return retry.status_code
         except RefusedDestination as error:
             log.warning("delivery refused by the SSRF guard: %s", error)
             return 403  # permanent: the address will not become allowed by retrying

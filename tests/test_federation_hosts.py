@@ -22,6 +22,7 @@ from federation.keys import ActorKey
 from federation.processing import peers_graph
 from federation.signatures import sign_cavage, sign_rfc9421
 from federation.tls import self_signed_certificate
+from federation.vocab import ActivityType
 from knowledge.store import EmbeddedStore
 
 pytestmark = pytest.mark.slow
@@ -450,6 +451,41 @@ def test_key_fetches_go_through_the_ssrf_guard(tmp_path: Path, hosts) -> None:
         assert "loopback" in response.json()["detail"]
     finally:
         guarded.stop()
+
+
+def test_delivery_double_knocks_a_peer_that_verifies_only_rfc9421(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    seen: list[str] = []
+
+    async def inbox(request) -> Response:  # a peer that verifies RFC 9421 only
+        scheme = "rfc9421" if "signature-input" in request.headers else "cavage"
+        seen.append(scheme)
+        return Response(status_code=202 if scheme == "rfc9421" else 401)
+
+    strict = Starlette(routes=[Route("/inbox", inbox, methods=["POST"])])
+    sock = bind_loopback()
+    peer = RunningHost(strict, sock).start()
+    sender = start_local_host(tmp_path / "s", nodes=(NodeSpec("mia"),))
+    try:
+        peer_inbox = f"http://127.0.0.1:{sock.getsockname()[1]}/inbox"
+        mia = sender.runtime.actors.nodes["mia"]
+
+        async def send(number: int) -> None:
+            activity = sender.runtime.outbox.activity(mia, ActivityType.LIKE, f"{peer_inbox}/{number}")
+            sender.runtime.outbox.send(mia, activity, [peer_inbox])
+
+        sender.call(send(1))
+        sender.settle()
+        assert seen == ["cavage", "rfc9421"] and len(sender.runtime.deliveries) == 0
+        sender.call(send(2))
+        sender.settle()
+        assert seen == ["cavage", "rfc9421", "rfc9421"]  # the host remembered what this peer verifies
+    finally:
+        sender.stop()
+        peer.stop()
 
 
 def test_restart_keeps_keys(tmp_path: Path) -> None:
