@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import pytest
 import torch
@@ -27,6 +28,7 @@ from agents.protocol import (
     shared_part,
     step,
 )
+from agents.protocol.core import Handler, Step
 from agents.protocol.learners import LinearLearner
 from agents.protocol.learning import SHARED_PREFIXES, PrivacyViolation, TrainResult
 from agents.protocol.messages import (
@@ -43,7 +45,7 @@ from agents.protocol.messages import (
     Reject,
     Remove,
 )
-from agents.protocol.state import Phase
+from agents.protocol.state import NodeState, Phase
 from agents.protocol.wire import WireCodec, WirePayload, from_jsonld
 
 OWNER = "https://owner.test/actor"
@@ -88,7 +90,7 @@ GROUP = GroupInfo(
 )
 
 
-def owner_node(**options: object) -> tuple[NodeContext, object]:
+def owner_node(**options: object) -> tuple[NodeContext, NodeState]:
     model = learner()
     state = initial_state(
         OWNER, seed=1, blueprint=blueprint(OWNER, model), weights=model.initial_weights(0), owns=(GROUP,)
@@ -96,7 +98,7 @@ def owner_node(**options: object) -> tuple[NodeContext, object]:
     return context(model, **options), state
 
 
-def member_node(actor: str, offset: float = 1.0) -> tuple[NodeContext, object]:
+def member_node(actor: str, offset: float = 1.0) -> tuple[NodeContext, NodeState]:
     model = learner(offset)
     state = initial_state(
         actor, seed=2, blueprint=blueprint(actor, model), weights=model.initial_weights(5), seeks=("#jazz",)
@@ -104,7 +106,10 @@ def member_node(actor: str, offset: float = 1.0) -> tuple[NodeContext, object]:
     return context(model), state
 
 
-def only(outbox: list[Message], kind: type[Message]) -> Message:
+M = TypeVar("M", bound=Message)
+
+
+def only(outbox: list[Message], kind: type[M]) -> M:
     matching = [m for m in outbox if isinstance(m, kind)]
     assert len(matching) == 1, outbox
     return matching[0]
@@ -143,15 +148,23 @@ def test_update_digest_is_content_address() -> None:
 def test_registry_most_specific_handler_wins_and_duplicates_fail() -> None:
     registry = HandlerRegistry()
     seen: list[str] = []
-    registry.on(Message)(lambda ctx, state, message, now: (seen.append("any"), (state, []))[1])
-    registry.on(Join)(lambda ctx, state, message, now: (seen.append("join"), (state, []))[1])
+
+    def recorder(label: str) -> Handler:
+        def handle(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
+            seen.append(label)
+            return state, []
+
+        return handle
+
+    registry.on(Message)(recorder("any"))
+    registry.on(Join)(recorder("join"))
     ctx, state = member_node(ALICE)
     join = Join(id=f"{BOB}/a/1", actor=BOB, to=(ALICE,), group=GROUP.iri, blueprint=state.blueprint)
     leave_message = Leave(id=f"{BOB}/a/2", actor=BOB, to=(ALICE,), group=GROUP.iri)
     step(ctx, state, [Envelope(BOB, join), Envelope(BOB, leave_message)], 0.0, handlers=registry)
     assert seen == ["join", "any"]
     with pytest.raises(ValueError, match="already registered"):
-        registry.on(Join)(lambda ctx, state, message, now: (state, []))
+        registry.on(Join)(recorder("again"))
 
 
 # joining ------------------------------------------------------------------------------------------
@@ -291,6 +304,7 @@ def test_garbage_forgeries_and_strangers_are_dropped_and_counted() -> None:
 def test_updates_with_private_or_misshapen_parameters_never_reach_a_merge() -> None:
     owner_ctx, owner = owner_node()
     owner, _ = step(owner_ctx, owner, [], 0.0)
+    assert owner.membership is not None
     owner = replace(owner, membership=replace(owner.membership, members=frozenset({OWNER, ALICE})))
     bad = [
         {"listener_bias": torch.ones(1), "artist_weight": torch.ones(3)},
@@ -302,7 +316,7 @@ def test_updates_with_private_or_misshapen_parameters_never_reach_a_merge() -> N
         owner, _ = step(owner_ctx, owner, [Envelope(ALICE, message)], 0.2)
     assert owner.counters["dropped:private-parameter"] == 1
     assert owner.counters["dropped:shape-mismatch"] == 1
-    assert ALICE not in owner.membership.pending.get(0, {})
+    assert owner.membership is not None and ALICE not in owner.membership.pending.get(0, {})
 
 
 # privacy ------------------------------------------------------------------------------------------

@@ -233,7 +233,11 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
     if not isinstance(activity, dict):
         raise MessageError("an activity must be a JSON object")
     kind = activity["type"]
-    common = {"id": _iri(activity["id"]), "actor": _iri(activity["actor"]), "to": _iris(activity["to"])}
+    common: dict[str, Any] = {
+        "id": _iri(activity["id"]),
+        "actor": _iri(activity["actor"]),
+        "to": _iris(activity["to"]),
+    }
     match kind:
         case "Announce":
             return Announce(**common, group=_group_from(activity["object"]))
@@ -282,7 +286,7 @@ def from_jsonld(document: Any, artifacts: Mapping[str, bytes]) -> Message:
     loader (remote contexts are never fetched), so that what it means, not how it is spelled,
     decides what it is.
     """
-    from pyld.jsonld import JsonLdError
+    from pyld.jsonld import JsonLdError  # type: ignore[import-untyped]
 
     from federation.jsonld import UnknownContext, compact
 
