@@ -19,7 +19,28 @@ from federation.jsonld import AS2_CONTEXT_URL, OBJECT_CONTEXT
 from federation.state import FederationState, Recipient, Relation
 from federation.vocab import PUBLIC, ActivityType, with_as2_type
 
-__all__ = ["Outbox", "fan_out", "note_for", "hashtag_link"]
+__all__ = ["Outbox", "PrivateDataLeak", "fan_out", "note_for", "hashtag_link", "refuse_private_graph"]
+
+
+class PrivateDataLeak(ValueError):
+    """An outgoing activity refers to a node's private graph; it is refused before it is sent."""
+
+
+def refuse_private_graph(activity: dict[str, Any]) -> None:
+    """The default outgoing check: no string in the payload may name a node's private graph.
+
+    Private listening data never leaves its node (DESIGN.md, security model). The node runtime can
+    install a stricter check (e.g. SHACL over the payload) through ``check_outgoing``.
+    """
+    stack: list[Any] = [activity]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and "/graphs/private" in item:
+            raise PrivateDataLeak(f"outgoing activity {activity.get('id')} refers to a private graph: {item}")
 
 
 def fan_out(recipients: Iterable[Recipient], *, exclude_base: str | None = None) -> list[str]:
@@ -72,7 +93,9 @@ class Outbox:
         # Ids come from uuid4, not the injected rng: a seeded rng would mint the same ids again after a
         # restart, and peers would drop the new activities as replays.
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        check_outgoing: Callable[[dict[str, Any]], None] = lambda activity: refuse_private_graph(activity),
     ) -> None:
+        self.check_outgoing = check_outgoing
         self.base_url = base_url
         self.actors = actors
         self.state = state
@@ -98,6 +121,7 @@ class Outbox:
 
     def send(self, actor: LocalActor, activity: dict[str, Any], inboxes: Iterable[str]) -> int:
         """Record ``activity`` in the actor's outbox and queue one POST per inbox; returns how many queued."""
+        self.check_outgoing(activity)  # raises PrivateDataLeak before anything is recorded or sent
         self.state.record_outgoing(actor.id, activity, self.clock())
         self.state.put_object(activity["id"], actor.id, activity)
         body = json.dumps(activity).encode("utf-8")
@@ -213,9 +237,7 @@ class Outbox:
             about=object_id,
             published=published,
         )
-        self.state.put_object(object_id, actor.id, machine)
         note["cc"] = [*note["cc"], *audience]
-        self.state.put_object(note_id, actor.id, {"@context": OBJECT_CONTEXT, **note})
         recipients = fan_out(self.state.recipients(actor.id, [Relation.FOLLOWER, Relation.MEMBER]))
         recipients += [inbox for _group, inbox in groups]
         spore_body = {key: value for key, value in machine.items() if key != "@context"}
@@ -237,6 +259,10 @@ class Outbox:
             cc=[actor.followers, *audience],
             published=published,
         )
+        for activity in (create_object, create_note):
+            self.check_outgoing(activity)  # before anything is stored: stored objects are served by GET
+        self.state.put_object(object_id, actor.id, machine)
+        self.state.put_object(note_id, actor.id, {"@context": OBJECT_CONTEXT, **note})
         self.send(actor, create_object, recipients)
         self.send(actor, create_note, recipients)
         return create_object, create_note

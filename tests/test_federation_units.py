@@ -16,11 +16,11 @@ from federation.delivery import CircuitBreaker, DeliveryQueue, Outcome, backoff_
 from federation.inbox import InboxPipeline, Verdict
 from federation.keyring import KeyRing, KeyUnavailable, key_from_document
 from federation.keys import ActorKey, generate_rsa_key, load_or_create_key
-from federation.outbox import fan_out, note_for
+from federation.outbox import Outbox, PrivateDataLeak, fan_out, note_for, refuse_private_graph
 from federation.ratelimit import RateLimiter
 from federation.routes import wants_activity_json
 from federation.signatures import SignedRequest, sign_cavage
-from federation.state import Recipient
+from federation.state import FederationState, Recipient
 from federation.vocab import with_as2_type
 from federation.webfinger import LookupFailure, WebFingerError, lookup
 
@@ -330,3 +330,31 @@ def test_inbox_refetches_a_rotated_key_once_then_accepts() -> None:
 
     asyncio.run(scenario())
     assert [activity["id"] for activity in accepted] == [f"{actor}/a/1", f"{actor}/a/2"]
+
+
+def test_outgoing_payloads_naming_a_private_graph_are_refused() -> None:
+    leak = {
+        "id": "https://a.example/activities/1",
+        "object": {"wasDerivedFrom": ["https://a.example/nodes/x/graphs/private"]},
+    }
+    with pytest.raises(PrivateDataLeak, match="private graph"):
+        refuse_private_graph(leak)
+    refuse_private_graph(
+        {"id": "https://a.example/activities/2", "object": "https://a.example/nodes/x/graphs/models"}
+    )
+
+
+def test_outbox_sends_nothing_when_the_check_refuses(tmp_path: Path, directory: ActorDirectory) -> None:
+    queue = DeliveryQueue(tmp_path / "q.sqlite3", clock=lambda: 0.0, rng=random.Random(1))
+    state = FederationState(tmp_path / "f.sqlite3")
+    outbox = Outbox(
+        base_url="https://spore.example", actors=directory, state=state, deliveries=queue, clock=lambda: 0.0
+    )
+    alice = directory.nodes["alice"]
+    private = "https://spore.example/nodes/alice/graphs/private"
+    with pytest.raises(PrivateDataLeak):
+        outbox.publish(
+            alice, {"id": "https://spore.example/objects/r1", "source": private}, text="t", hashtag="#jazz"
+        )
+    assert len(queue) == 0 and state.count_outgoing(alice.id) == 0
+    assert state.get_object("https://spore.example/objects/r1") is None  # nor served by GET
