@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
+from federation.outbox import refuse_private_graph
 from federation.processing import AdmissionPolicy, QuadSink, admit_all
 from federation.routes import actor_router, discovery_router, inbox_router, object_router
 from federation.runtime import HostRuntime
@@ -38,6 +39,7 @@ def build_host(
     rng: random.Random | None = None,
     admission: AdmissionPolicy = admit_all,
     resolver: Resolver = system_resolver,
+    check_outgoing: Callable[[dict[str, Any]], None] = refuse_private_graph,
 ) -> FastAPI:
     """Build a host app; ``app.state.runtime`` is its :class:`HostRuntime` (workers start with the app)."""
     runtime = HostRuntime(
@@ -47,6 +49,7 @@ def build_host(
         rng=rng or random.Random(),
         admission=admission,
         resolver=resolver,
+        check_outgoing=check_outgoing,
     )
 
     @asynccontextmanager

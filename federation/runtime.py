@@ -21,7 +21,7 @@ from federation.config import HostConfig
 from federation.delivery import Delivery, DeliveryQueue
 from federation.inbox import InboxPipeline
 from federation.keyring import KeyRing, actor_endpoints
-from federation.outbox import Outbox
+from federation.outbox import Outbox, refuse_private_graph
 from federation.processing import AdmissionPolicy, Processor, QuadSink, admit_all
 from federation.ratelimit import RateLimiter
 from federation.ssrf import Resolver, SsrfPolicy, system_resolver
@@ -42,6 +42,7 @@ class HostRuntime:
     admission: AdmissionPolicy = admit_all
     resolver: Resolver = system_resolver
     signing_scheme: SigningScheme = SigningScheme.CAVAGE
+    check_outgoing: Callable[[dict[str, Any]], None] = refuse_private_graph
     actors: ActorDirectory = field(init=False)
     state: FederationState = field(init=False)
     deliveries: DeliveryQueue = field(init=False)
@@ -78,6 +79,7 @@ class HostRuntime:
             state=self.state,
             deliveries=self.deliveries,
             clock=self.clock,
+            check_outgoing=self.check_outgoing,
         )
         self.processor = Processor(
             actors=self.actors,
