@@ -110,7 +110,15 @@ class HostRuntime:
         self._tasks = [
             asyncio.create_task(self.processor.run(), name="spore-inbox-worker"),
             asyncio.create_task(self.deliveries.run(self.deliver), name="spore-delivery-worker"),
+            asyncio.create_task(self._forget_old_ids(), name="spore-seen-pruner"),
         ]
+
+    async def _forget_old_ids(self, *, keep_seconds: float = 7 * 86400, every_seconds: float = 3600) -> None:
+        while True:
+            forgotten = self.state.forget_seen_before(self.clock() - keep_seconds)
+            if forgotten:
+                log.info("forgot %d activity ids older than %d days", forgotten, keep_seconds // 86400)
+            await asyncio.sleep(every_seconds)
 
     async def stop(self) -> None:
         for task in self._tasks:

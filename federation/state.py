@@ -72,6 +72,15 @@ class FederationState:
             cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (activity_id, now))
             return cursor.rowcount == 1
 
+    def forget_seen_before(self, moment: float) -> int:
+        """Drop activity ids first seen before ``moment``; returns how many.
+
+        Signatures older than the clock window are refused anyway, so an id only needs remembering
+        for as long as its sender may legitimately retry it (the host keeps a week).
+        """
+        with self._lock:
+            return self._db.execute("DELETE FROM seen WHERE received_at < ?", (moment,)).rowcount
+
     # -- relations -----------------------------------------------------------------------------------
     def relate(
         self,

@@ -358,3 +358,13 @@ def test_outbox_sends_nothing_when_the_check_refuses(tmp_path: Path, directory: 
         )
     assert len(queue) == 0 and state.count_outgoing(alice.id) == 0
     assert state.get_object("https://spore.example/objects/r1") is None  # nor served by GET
+
+
+def test_seen_ids_are_idempotent_and_pruned(tmp_path: Path) -> None:
+    state = FederationState(tmp_path / "f.sqlite3")
+    assert state.first_sighting("https://a.example/a/1", 100.0)
+    assert not state.first_sighting("https://a.example/a/1", 200.0)  # a replay
+    assert state.first_sighting("https://a.example/a/2", 300.0)
+    assert state.forget_seen_before(250.0) == 1
+    assert state.first_sighting("https://a.example/a/1", 400.0)  # forgotten after the retention time
+    assert not state.first_sighting("https://a.example/a/2", 400.0)
