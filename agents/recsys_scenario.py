@@ -118,6 +118,8 @@ def recsys_fungiverse(
     aggregation_rule: str = WEIGHTED_MEAN,
     rule_for: RuleResolver = resolve_rule,
     evaluate: bool = True,
+    row_fraction: float | None = None,
+    quantize: bool = False,
     simulator_options: dict[str, object] | None = None,
 ) -> RecsysFungiverse:
     """``nodes`` LightGCN nodes in groups of ``group_size`` over the synthetic graph."""
@@ -150,6 +152,8 @@ def recsys_fungiverse(
                     schedule=schedule,
                     round_timeout=round_timeout,
                     shared_shapes=shapes,
+                    row_fraction=row_fraction,
+                    quantize=quantize,
                 ),
             )
         state = initial_state(

@@ -64,6 +64,8 @@ def linear_fungiverse(
     fanout: int = 3,
     aggregation_rule: str = WEIGHTED_MEAN,
     evaluate: bool = True,
+    row_fraction: float | None = None,
+    quantize: bool = False,
     announce_interval: float | None = None,
     boot_at: dict[int, float] | None = None,
     simulator_options: dict[str, Any] | None = None,
@@ -100,6 +102,8 @@ def linear_fungiverse(
                 round_timeout=round_timeout,
                 fanout=fanout,
                 shared_shapes=blueprint.shared_shapes,
+                row_fraction=row_fraction,
+                quantize=quantize,
             )
             groups.append(group)
             owns = (group,)

@@ -47,6 +47,7 @@ from agents.protocol.messages import (
 )
 from agents.protocol.state import NodeState, Phase
 from agents.protocol.wire import WireCodec, WirePayload, from_jsonld
+from models.compression import compress_with_feedback
 
 OWNER = "https://owner.test/actor"
 ALICE = "https://alice.test/actor"
@@ -360,8 +361,17 @@ def every_message() -> list[Message]:
         samples=4,
         metrics=(("mse", 0.5),),
     )
+    change = {"artist_embedding.weight": torch.arange(12.0).reshape(4, 3) - 5.0}
+    delta, _ = compress_with_feedback(change, fraction=0.5, quantize=True)
+    compressed = ModelUpdate(group=GROUP.iri, round=3, delta=delta, samples=4)
     return [
         Announce(id=f"{OWNER}/a/1", actor=OWNER, to=(PUBLIC,), group=GROUP),
+        Announce(
+            id=f"{OWNER}/a/9",
+            actor=OWNER,
+            to=(PUBLIC,),
+            group=replace(GROUP, row_fraction=0.05, quantize=True),
+        ),
         Join(id=f"{ALICE}/a/1", actor=ALICE, to=(OWNER,), group=GROUP.iri, blueprint=alice.blueprint),
         Accept(
             id=f"{OWNER}/a/2",
@@ -387,7 +397,27 @@ def every_message() -> list[Message]:
             id=f"{OWNER}/a/5", actor=OWNER, to=(BOB, ALICE), member=ALICE, group=GROUP.iri, reason="silent"
         ),
         Create(id=f"{ALICE}/a/3", actor=ALICE, to=(OWNER,), update=update),
+        Create(id=f"{ALICE}/a/4", actor=ALICE, to=(OWNER,), update=compressed),
     ]
+
+
+def test_compressed_update_is_named_by_its_delta_bytes() -> None:
+    compressed = every_message()[-1]
+    assert isinstance(compressed, Create) and compressed.update.delta is not None
+    assert compressed.update.names == ("artist_embedding.weight",)
+    assert compressed.update.shapes == (("artist_embedding.weight", (4, 3)),)
+    assert compressed.update.byte_size == 2 * 4 + 2 * 3 + 2 * 4  # int32 rows, int8 values, scales
+    with pytest.raises(MessageError, match="either"):
+        ModelUpdate(group=GROUP.iri, round=0, samples=1)
+
+
+def test_a_groups_compression_settings_travel_with_it() -> None:
+    announce = every_message()[1]
+    decoded = WireCodec().decode(WireCodec().encode(announce))
+    assert isinstance(decoded, Announce)
+    assert decoded.group == replace(GROUP, row_fraction=0.05, quantize=True)
+    with pytest.raises(MessageError, match="row fraction"):
+        replace(GROUP, row_fraction=0.0)
 
 
 @pytest.mark.parametrize("message", every_message(), ids=lambda m: m.activity_type)

@@ -279,3 +279,21 @@ def test_steps_never_mutate_earlier_states() -> None:
         assert dict(state.counters) == counters and state.membership is membership
         for name, tensor in state.weights.items():
             assert torch.equal(tensor, weights[name])
+
+
+def test_compressed_updates_with_error_feedback_still_converge() -> None:
+    from agents.protocol.learning import resolve_rule
+
+    full = linear_fungiverse(4, rule_for=resolve_rule, max_rounds=20)
+    sparse = linear_fungiverse(4, rule_for=resolve_rule, max_rounds=20, row_fraction=0.25, quantize=True)
+    full.simulator.run(80.0)
+    sparse.simulator.run(80.0)
+    digests = {sparse.simulator.state(a).last_round.merged_sha256 for a in sparse.actors}  # type: ignore[union-attr]
+    assert len(digests) == 1  # members still agree: every one applies the same changes to the same base
+    # One-value rows pay 8 bytes of index and scale for 1 byte of value; LightGCN's 32-value rows
+    # are where compression pays (tests/test_protocol_recsys.py).
+    assert sparse.simulator.stats["update-bytes"] < 0.6 * full.simulator.stats["update-bytes"]
+    start = float(sparse.true_weight.norm())
+    error_full = float((shared(full, full.actors[0]) - full.true_weight).norm())
+    error_sparse = float((shared(sparse, sparse.actors[0]) - sparse.true_weight).norm())
+    assert error_sparse < 0.2 * start and error_sparse < 3 * error_full + 0.05

@@ -90,6 +90,7 @@ class WeightedParameters:
     weight: float
     source: str = ""
     digest: str = ""  # SHA-256 of the parameters when known (a content address, section 6 of the doc)
+    rows: Mapping[str, Tensor] | None = None  # row-sparse: parameters[name] holds only these rows
 
 
 class MergeRule(Protocol):
@@ -123,7 +124,9 @@ def _prepared(item: WeightedParameters, index: int) -> Any:
     if item.digest and key in _PREPARED:
         _PREPARED.move_to_end(key)
         return _PREPARED[key]
-    update = ModelUpdate(sender=sender, round=0, weights=item.parameters, num_examples=examples)
+    update = ModelUpdate(
+        sender=sender, round=0, weights=item.parameters, num_examples=examples, rows=item.rows or {}
+    )
     if item.digest:
         _PREPARED[key] = update
         if len(_PREPARED) > _PREPARED_LIMIT:

@@ -25,6 +25,9 @@ from typing import ClassVar
 import torch
 from safetensors.torch import save as save_safetensors
 
+from models.compression import CompressedDelta
+from models.compression import encode as encode_delta
+
 __all__ = [
     "PUBLIC",
     "Accept",
@@ -125,6 +128,9 @@ class GroupInfo:
     round_timeout: float = 30.0
     fanout: int = 3
     shared_shapes: Shapes = ()
+    # Compressed updates: send at most this fraction of each table's rows (None: full tensors).
+    row_fraction: float | None = None
+    quantize: bool = False
 
     def __post_init__(self) -> None:
         _require_iri(self.iri, "group")
@@ -138,23 +144,33 @@ class GroupInfo:
             raise MessageError(f"round timeout must be a positive number, got {self.round_timeout!r}")
         if not isinstance(self.fanout, int) or self.fanout < 1:
             raise MessageError(f"fanout must be a positive integer, got {self.fanout!r}")
+        if self.row_fraction is not None and not (
+            isinstance(self.row_fraction, int | float) and 0 < self.row_fraction <= 1
+        ):
+            raise MessageError(f"row fraction must lie in (0, 1], got {self.row_fraction!r}")
+        if self.quantize and self.row_fraction is None:
+            raise MessageError("quantized updates need a row fraction (1.0 for every changed row)")
 
 
 @dataclass(frozen=True, eq=False)
 class ModelUpdate:
-    """Shared parameters of one member after one round, with the weight its merge deserves.
+    """One member's shared parameters after one round, with the weight its merge deserves.
 
-    ``samples`` is how many training interactions produced it (the weight of a weighted mean);
-    ``sha256`` names the parameters' canonical bytes and is checked on construction, so an update
-    whose content does not match its announced digest never reaches a merge.
+    Either ``parameters`` (full tensors) or ``delta``, a compressed change since the round's base
+    model (``models.compression``: the rows that changed most, optionally int8 per row, with error
+    feedback at the sender). ``samples`` is how many training interactions produced it (the weight
+    of a weighted mean). ``sha256`` names the canonical bytes (safetensors of the parameters, or
+    the delta's own encoding) and is checked on construction, so an update whose content does not
+    match its announced digest never reaches a merge.
     """
 
     group: str
     round: int
-    parameters: Mapping[str, torch.Tensor]
-    samples: int
+    parameters: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    samples: int = 1
     sha256: str = ""
     metrics: tuple[tuple[str, float], ...] = ()
+    delta: CompressedDelta | None = None
 
     def __post_init__(self) -> None:
         _require_iri(self.group, "update group")
@@ -162,29 +178,48 @@ class ModelUpdate:
             raise MessageError(f"round must be a non-negative integer, got {self.round!r}")
         if not isinstance(self.samples, int) or self.samples < 1:
             raise MessageError(f"samples must be a positive integer, got {self.samples!r}")
-        if not self.parameters:
-            raise MessageError("an update must carry at least one parameter")
-        frozen = freeze_parameters(self.parameters)
-        for name, tensor in frozen.items():
-            if not tensor.is_floating_point():
-                raise MessageError(f"parameter {name!r} is not floating point")
-            if not bool(torch.isfinite(tensor).all()):
-                raise MessageError(f"parameter {name!r} holds NaN or infinity")
-        object.__setattr__(self, "parameters", frozen)
-        digest = parameters_digest(frozen)
+        if (not self.parameters) == (self.delta is None):
+            raise MessageError("an update carries either parameters or a compressed delta")
+        if self.delta is not None:
+            if not self.delta.parameters:
+                raise MessageError("a compressed update must carry at least one parameter")
+            digest = hashlib.sha256(encode_delta(self.delta)).hexdigest()
+        else:
+            frozen = freeze_parameters(self.parameters)
+            for name, tensor in frozen.items():
+                if not tensor.is_floating_point():
+                    raise MessageError(f"parameter {name!r} is not floating point")
+                if not bool(torch.isfinite(tensor).all()):
+                    raise MessageError(f"parameter {name!r} holds NaN or infinity")
+            object.__setattr__(self, "parameters", frozen)
+            digest = parameters_digest(frozen)
         if not self.sha256:
             object.__setattr__(self, "sha256", digest)
         elif not _HEX64.match(self.sha256) or self.sha256 != digest:
             # A peer (or a corrupting link) announcing one digest and sending other bytes could
             # otherwise smuggle parameters past anyone who logged only the digest.
-            raise MessageError("update parameters do not hash to the announced sha256")
+            raise MessageError("update content does not hash to the announced sha256")
 
     @property
     def shapes(self) -> Shapes:
+        if self.delta is not None:
+            return tuple((name, part.shape) for name, part in sorted(self.delta.parameters.items()))
         return shapes_of(self.parameters)
 
     @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.shapes)
+
+    @property
     def byte_size(self) -> int:
+        """Bytes of the tensors it carries (what compression is measured by)."""
+        if self.delta is not None:
+            return sum(
+                t.numel() * t.element_size()
+                for part in self.delta.parameters.values()
+                for t in (part.rows, part.values, part.scales)
+                if t is not None
+            )
         return sum(t.numel() * t.element_size() for t in self.parameters.values())
 
 

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 
+from torch import Tensor
+
 from agents.protocol.context import NodeContext
-from agents.protocol.learning import PrivacyViolation, WeightedParameters, is_shared, shared_part
+from agents.protocol.learning import PrivacyViolation, TrainResult, WeightedParameters, is_shared, shared_part
 from agents.protocol.messages import (
     Create,
     Message,
@@ -31,6 +34,7 @@ from agents.protocol.messages import (
     parameters_digest,
 )
 from agents.protocol.state import Membership, NodeState, Phase, RoundRecord, count
+from models.compression import compress_with_feedback, updated_rows
 
 __all__ = [
     "accept_update",
@@ -65,19 +69,14 @@ def publish(ctx: NodeContext, state: NodeState, now: float) -> Step:
     membership = state.membership
     assert membership is not None and membership.phase == Phase.TRAINING
     round_number = membership.round
+    base = shared_part(state.weights)
     result = ctx.learner.train(state.weights, seed=node_random(state, "train", round_number).getrandbits(31))
     shared = shared_part(result.weights)
     leaked = [name for name in result.weights if name not in shared and name not in state.weights]
     if leaked:
         raise PrivacyViolation(f"learner produced parameters the node did not have: {leaked}")
-    update = ModelUpdate(
-        group=membership.group.iri,
-        round=round_number,
-        parameters=shared,
-        samples=max(1, result.samples),
-        metrics=tuple(sorted(result.metrics.items())),
-    )
-    if not all(is_shared(name) for name in update.parameters):
+    update, residual = _update(state, membership, base, shared, result)
+    if not all(is_shared(name) for name in update.names):
         raise PrivacyViolation("an update would carry a per-listener parameter")
     recipients = _recipients(state, membership, round_number)
     pending = {**membership.pending}
@@ -85,11 +84,13 @@ def publish(ctx: NodeContext, state: NodeState, now: float) -> Step:
     state = replace(
         state,
         weights=result.weights,
+        residual=residual,
         membership=replace(
             membership,
             phase=Phase.GATHERING,
             deadline=now + membership.group.round_timeout,
             pending=pending,
+            base=base,
         ),
     )
     if not recipients:
@@ -97,6 +98,27 @@ def publish(ctx: NodeContext, state: NodeState, now: float) -> Step:
     state, activity_id = state.next_id("update")
     message = Create(id=activity_id, actor=state.actor, to=recipients, update=update)
     return count(state, "sent:update", len(recipients)), [message]
+
+
+def _update(
+    state: NodeState,
+    membership: Membership,
+    base: dict[str, Tensor],
+    shared: dict[str, Tensor],
+    result: TrainResult,
+) -> tuple[ModelUpdate, Mapping[str, Tensor]]:
+    """The round's update: full shared tensors, or the compressed change since ``base`` with error
+    feedback (the group's ``row_fraction`` and ``quantize``); and the residual to carry forward."""
+    group = membership.group
+    samples, metrics = max(1, result.samples), tuple(sorted(result.metrics.items()))
+    if group.row_fraction is None:
+        full = ModelUpdate(group.iri, membership.round, shared, samples, metrics=metrics)
+        return full, state.residual
+    change = {name: shared[name] - base[name] for name in shared}
+    delta, residual = compress_with_feedback(
+        change, dict(state.residual) or None, fraction=group.row_fraction, quantize=group.quantize
+    )
+    return ModelUpdate(group.iri, membership.round, samples=samples, metrics=metrics, delta=delta), residual
 
 
 def _recipients(state: NodeState, membership: Membership, round_number: int) -> tuple[str, ...]:
@@ -114,7 +136,7 @@ def accept_update(ctx: NodeContext, state: NodeState, sender: str, update: Model
         return count(state, "dropped:not-my-group"), []
     if sender not in membership.members:
         return _not_a_member(state, sender, membership)
-    if not all(is_shared(name) for name in update.parameters):
+    if not all(is_shared(name) for name in update.names):
         return count(state, "dropped:private-parameter"), []
     expected = membership.group.shared_shapes or state.blueprint.shared_shapes
     if update.shapes != expected:
@@ -196,13 +218,10 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
         contributions = dict(current)
     names = sorted(contributions)
     rule = ctx.rule_for(membership.group.aggregation_rule)
-    updates = [contributions[name] for name in names]
+    base = dict(membership.base) or shared_part(state.weights)
     merged = rule(
-        [
-            WeightedParameters(u.parameters, float(u.samples), n, u.sha256)
-            for n, u in zip(names, updates, strict=True)
-        ],
-        reference=shared_part(state.weights),
+        [_contribution(name, contributions[name], base) for name in names],
+        reference=base,
     )
     weights = {**state.weights, **{name: tensor.detach() for name, tensor in merged.items()}}
     metrics = tuple(sorted(ctx.learner.evaluate(weights).items())) if ctx.evaluate else ()
@@ -228,6 +247,16 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
     if state.membership is None:
         return state, outbox
     return start_round(ctx, state, now), outbox
+
+
+def _contribution(sender: str, update: ModelUpdate, base: Mapping[str, Tensor]) -> WeightedParameters:
+    """A merge input; a compressed change is applied to this node's own ``base`` (identical to the
+    sender's when both merged the same updates last round, as in a lossless synchronous group)."""
+    if update.delta is None:
+        return WeightedParameters(update.parameters, float(update.samples), sender, update.sha256)
+    weights, rows = updated_rows(base, update.delta)
+    # No digest: the reconstruction depends on this node's base, so it must not be shared.
+    return WeightedParameters(weights, float(update.samples), sender, rows=rows)
 
 
 def _evict_silent(ctx: NodeContext, state: NodeState, round_number: int, heard: list[str]) -> Step:

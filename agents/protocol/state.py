@@ -56,6 +56,9 @@ class Membership:
     # round -> sender -> update; only rounds not yet merged are kept.
     pending: Mapping[int, Mapping[str, ModelUpdate]] = field(default_factory=dict)
     joined_at: float = 0.0
+    # Shared weights the current round's training started from: compressed updates are changes
+    # relative to it, and rows that nobody sent keep its values.
+    base: Mapping[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class NodeState:
     rounds_done: int = 0
     last_round: RoundRecord | None = None
     counters: Mapping[str, int] = field(default_factory=dict)
+    # Error feedback: what compression has not sent yet, added to the next round's change.
+    residual: Mapping[str, Tensor] = field(default_factory=dict)
 
     def next_id(self, kind: str) -> tuple[NodeState, str]:
         """A fresh activity id under this actor; ids are never reused, even across rounds."""

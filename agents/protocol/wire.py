@@ -36,6 +36,10 @@ from agents.protocol.messages import (
     Reject,
     Remove,
 )
+from models.compression import FORMAT as DELTA_FORMAT
+from models.compression import MalformedDeltaError
+from models.compression import decode as decode_delta
+from models.compression import encode as encode_delta
 
 __all__ = ["CONTEXT", "WireCodec", "WirePayload", "from_activity", "from_jsonld", "to_activity"]
 
@@ -114,7 +118,11 @@ def _group_json(group: GroupInfo) -> dict[str, Any]:
         "spore:roundTimeout": group.round_timeout,
         "spore:fanout": group.fanout,
         "spore:sharedShapes": _shapes_json(group.shared_shapes),
-    }
+    } | (
+        {"spore:rowFraction": group.row_fraction, "spore:quantize": group.quantize}
+        if group.row_fraction is not None
+        else {}
+    )
 
 
 def _group_from(value: Any) -> GroupInfo:
@@ -127,11 +135,14 @@ def _group_from(value: Any) -> GroupInfo:
         round_timeout=float(value["spore:roundTimeout"]),
         fanout=value["spore:fanout"],
         shared_shapes=_shapes_from(value["spore:sharedShapes"]),
+        row_fraction=float(value["spore:rowFraction"]) if "spore:rowFraction" in value else None,
+        quantize=value.get("spore:quantize", False) is True,
     )
 
 
 def _update_json(update: ModelUpdate, actor: str) -> dict[str, Any]:
-    return {
+    described: dict[str, Any] = {"spore:format": DELTA_FORMAT} if update.delta is not None else {}
+    return described | {
         "type": ["Document", "spore:ModelUpdate"],
         "spore:group": {"id": update.group},
         "spore:roundNumber": update.round,
@@ -153,19 +164,29 @@ def _update_from(value: Any, artifacts: Mapping[str, bytes]) -> ModelUpdate:
         raise MessageError("model update artifact missing")
     if hashlib.sha256(blob).hexdigest() != digest:
         raise MessageError("model update artifact does not hash to its announced sha256")
-    try:
-        parameters = load_safetensors(blob)
-    except (SafetensorError, ValueError) as error:
-        raise MessageError(f"model update artifact is not safetensors: {error}") from error
     metrics = value.get("spore:metrics", {})
     if not isinstance(metrics, dict) or not all(
         isinstance(v, int | float) and math.isfinite(v) for v in metrics.values()
     ):
         raise MessageError("spore:metrics must map names to finite numbers")
+    content: dict[str, Any] = {}
+    declared = value.get("spore:format")
+    if declared == DELTA_FORMAT:
+        try:
+            content["delta"] = decode_delta(blob)
+        except MalformedDeltaError as error:
+            raise MessageError(f"model update delta is malformed: {error}") from error
+    elif declared is None:
+        try:
+            content["parameters"] = load_safetensors(blob)
+        except (SafetensorError, ValueError) as error:
+            raise MessageError(f"model update artifact is not safetensors: {error}") from error
+    else:
+        raise MessageError(f"unknown model update format {declared!r}")
     return ModelUpdate(
         group=_iri(value["spore:group"]),
         round=value["spore:roundNumber"],
-        parameters=parameters,
+        **content,
         samples=value["spore:samples"],
         sha256=digest,
         metrics=tuple(sorted((str(k), float(v)) for k, v in metrics.items())),
@@ -216,6 +237,8 @@ def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 
 def _artifact(update: ModelUpdate) -> bytes:
+    if update.delta is not None:
+        return encode_delta(update.delta)
     return save_safetensors({name: t.contiguous() for name, t in update.parameters.items()})
 
 
