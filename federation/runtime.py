@@ -193,12 +193,13 @@ class HostRuntime:
         return self.outbox.follow(self.local(name), remote, await self._inbox(remote))
 
     async def unfollow(self, name: str, remote: str) -> dict[str, Any]:
+        """Undo the node's Follow of ``remote`` (the Undo embeds the original Follow, as peers expect)."""
         actor = self.local(name)
-        follow = {"id": None, "type": "Follow", "actor": actor.id, "object": remote}
-        for item in self.state.outgoing(actor.id, offset=0, limit=1000):
-            if item.get("type") == "Follow" and item.get("object") == remote:
-                follow = {key: value for key, value in item.items() if key != "@context"}
-                break
+        follow_id = self.state.relation_activity(actor.id, remote, Relation.FOLLOWING)
+        original = self.state.get_object(follow_id) if follow_id else None
+        if original is None:
+            raise ValueError(f"{name} does not follow {remote}")
+        follow = {key: value for key, value in original.items() if key != "@context"}
         return self.outbox.unfollow(actor, remote, await self._inbox(remote), follow)
 
     async def block(self, name: str, remote: str) -> dict[str, Any]:

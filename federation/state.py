@@ -124,6 +124,15 @@ class FederationState:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def relation_activity(self, local: str, remote: str, kind: str) -> str | None:
+        """The id of the activity that created a relation (the Follow or Join to undo)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT activity_id FROM relations WHERE local = ? AND remote = ? AND kind = ?",
+                (local, remote, kind),
+            ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     def relation_by_activity(self, activity_id: str) -> tuple[str, str, str] | None:
         with self._lock:
             row = self._db.execute(
