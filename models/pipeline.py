@@ -42,7 +42,7 @@ EMBEDDING_MODELS = ("lightgcn", "knowledge-lightgcn", "knowledge-lightgcn-nodes"
 SELECTION = SplitProtocol(
     name="selection-7-1", ratios=(7.0, 1.0), description="validation carved from the training part"
 )
-ITEMKNN_NEIGHBOURHOODS = (50, 100, 200, 400)
+ITEMKNN_NEIGHBOURHOODS = (50, 100, 200, 400, 800, 1600)
 
 Scorer = Callable[[Tensor], Tensor]
 
@@ -113,7 +113,8 @@ def selection_split(split: InteractionSplit) -> InteractionSplit:
     """Training and validation parts for model selection: the split's own, or carved from training."""
     if split.valid is not None:
         return split
-    return split_per_listener(split.train, SELECTION, seed=split.seed + 1)
+    carved = split_per_listener(split.train, SELECTION, seed=split.seed + 1)
+    return replace(carved, valid=carved.test, test=split.test)
 
 
 def fit_embedding_model(

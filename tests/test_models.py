@@ -284,8 +284,22 @@ def test_itemknn_recommends_within_the_listeners_community() -> None:
     )
     assert result.recall > 0.3
     # Cosine similarity of an artist with itself is dropped, and each row keeps at most 10 neighbours.
-    assert knn.similarity.to_dense().diagonal().abs().sum() == 0
-    assert int((knn.similarity.to_dense() > 0).sum(dim=1).max()) <= 10
+    similarity = knn.similarity.to_dense()
+    assert similarity.diagonal().abs().sum() == 0
+    assert int((similarity > 0).sum(dim=1).max()) <= 10
+    # The kept neighbours are the most similar ones: a dense reference over the training matrix.
+    dense = torch.zeros(toy.num_listeners, toy.num_artists)
+    dense[split.train.interactions[0], split.train.interactions[1]] = 1.0
+    cosine = (dense.T @ dense) / (dense.norm(dim=0)[:, None] * dense.norm(dim=0)[None, :]).clamp(min=1e-12)
+    cosine.fill_diagonal_(0)
+    for artist in range(toy.num_artists):
+        kept = similarity[artist][similarity[artist] > 0]
+        assert torch.allclose(kept.sort(descending=True).values, cosine[artist].topk(kept.numel()).values)
+    # Scoring a listener sums the similarity rows of their training artists.
+    listener = 0
+    expected = dense[listener] @ similarity
+    assert torch.allclose(knn.score(torch.tensor([listener]))[0], expected, atol=1e-6)
+    assert torch.allclose(knn.score_liked(dense[listener].nonzero().flatten().tolist()), expected, atol=1e-6)
 
 
 def test_symmetric_propagation_has_the_gradient_of_a_dense_product() -> None:
