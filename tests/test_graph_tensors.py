@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 from pathlib import Path
 
@@ -144,3 +145,36 @@ def test_synthetic_graph_to_tensors(tmp_path: Path) -> None:
         "music.artist.genre",
     }
     assert result.artist_entities.shape[1] > 0 and result.artist_tags.shape[1] > 0
+
+
+def test_rows_with_unexpected_terms_are_skipped(corpus, caplog) -> None:
+    store = EmbeddedStore()
+    import_corpus(store, corpus, GRAPHS)
+    catalogue = NamedNode(GRAPHS.catalogue)
+    store.extend([Quad(NamedNode(LASTFM.artist("1")), NamedNode(v.HAS_TAG), Literal("not a tag"), catalogue)])
+    with caplog.at_level(logging.WARNING, logger="models.graph"):
+        result = load_music_tensors(store, NODE)
+    assert result.artist_tags.shape == (2, 4)
+    assert "skipped 1 rows with unexpected terms" in caplog.text
+
+
+DATA_DIR = Path(
+    os.environ.get("SPORE_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA_DIR / "lastfm-2k" / "artists.dat").is_file(), reason="Last.fm-2k files not present"
+)
+def test_full_lastfm_import_to_tensors() -> None:
+    full = read_lastfm(DATA_DIR / "lastfm-2k", freebase=DATA_DIR / "kgcn-music")
+    store = EmbeddedStore()
+    summary = import_corpus(store, full, GRAPHS)
+    assert (summary.catalogue_quads, summary.private_quads) == (243_271, 1_323_367)
+    result = load_music_tensors(store, NODE)
+    assert (result.num_listeners, result.num_artists, result.num_interactions) == (1892, 17632, 92834)
+    assert (result.num_tags, result.artist_tags.shape[1]) == (11946, 108_437)
+    assert (result.num_relations, result.artist_entities.shape[1]) == (60, 15518)
+    anti_flag = result.artist_index(LASTFM.artist("1650"))
+    assert result.artist_names[anti_flag] == "Anti-Flag"
