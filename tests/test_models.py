@@ -313,3 +313,23 @@ def test_symmetric_propagation_has_the_gradient_of_a_dense_product() -> None:
     dense = graph.to_dense()
     assert torch.allclose(dense, dense.T)
     assert torch.allclose(x.grad, dense.T @ weights, atol=1e-6)
+
+
+def test_selection_carves_validation_from_training_and_refits_on_all_of_it() -> None:
+    from models.pipeline import evaluate_on_test, fit_embedding_model, fit_itemknn, selection_split
+
+    toy = planted()
+    split = split_per_listener(toy, PROTOCOL_80_20, seed=0)
+    carved = selection_split(split)
+    key = lambda edges: set((edges[0] * toy.num_artists + edges[1]).tolist())  # noqa: E731
+    assert key(carved.valid) | key(carved.train.interactions) == key(split.train.interactions)
+    assert not key(carved.valid) & key(split.test)
+    assert torch.equal(carved.test, split.test)
+
+    config = TrainConfig(epochs=20, batch_size=256, learning_rate=0.05, eval_every=2, patience=2)
+    result = fit_embedding_model("lightgcn", split, config, progress=False, embedding_dim=8, num_layers=2)
+    assert result.selection is not None and result.report is not None
+    assert result.report.epochs_run == result.selection.best_epoch == result.epochs
+    assert evaluate_on_test(result, split, k=5).recall > 0.3
+    knn = fit_itemknn(split, k=5, neighbourhoods=(2, 8))
+    assert knn.chosen["neighbours"] in (2, 8)
