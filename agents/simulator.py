@@ -147,6 +147,7 @@ class Simulator:
             delay = latency + self._rng.random() * self.jitter
             self._count("sent")
             if isinstance(message, Create):
+                self._count("updates")
                 self._count("update-bytes", message.update.byte_size)
             self._schedule(self.now + delay, _DELIVER, (recipient, (sender, payload)))
             if self.duplicate > 0 and self._rng.random() < self.duplicate:

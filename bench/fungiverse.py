@@ -6,7 +6,8 @@ node and bytes sent per node per round. The baseline, measured in the same run o
 is each node's local training alone (one silo round: the compute the protocol cannot avoid), so the
 ratio is the protocol's overhead: messaging, validation, hashing, merging.
 
-    python bench/fungiverse.py [--nodes 1000] [--rounds 3] [--learner lightgcn|linear] [--json PATH]
+    python bench/fungiverse.py [--nodes 1000] [--rounds 3] [--learner lightgcn|linear]
+                               [--row-fraction 0.05] [--json PATH]
 
 The quality comparison of issue 5 (centralized, silo, FedAvg and SPORE on Last.fm-2k) is not part
 of this script yet.
@@ -28,6 +29,7 @@ from agents.recsys_scenario import recsys_fungiverse
 from agents.scenarios import linear_fungiverse
 from agents.simulator import Simulator
 from knowledge.music import SynthParams
+from models.compression import full_copy_bytes
 
 from common import print_table, write_json
 
@@ -53,19 +55,25 @@ def _round_times(simulator: Simulator, actors: list[str], rounds: int, tick: flo
     return times
 
 
-def run(nodes: int, rounds: int, learner: str, seed: int, tick: float) -> dict[str, Any]:
+def run(
+    nodes: int, rounds: int, learner: str, seed: int, tick: float, row_fraction: float | None
+) -> dict[str, Any]:
     torch.set_num_threads(1)  # thousands of tiny graphs: thread start-up costs more than it gains
     before = _rss_mb()
     built = time.perf_counter()
+    options: dict[str, Any] = {
+        "seed": seed,
+        "max_rounds": rounds + 1,
+        "evaluate": False,
+        "rule_for": resolve_rule,
+        "row_fraction": row_fraction,
+        "quantize": row_fraction is not None,
+    }
     if learner == "lightgcn":
         params = SynthParams(listeners=3 * nodes, artists=1500, seed=seed)
-        world: Any = recsys_fungiverse(
-            nodes, params=params, seed=seed, max_rounds=rounds + 1, evaluate=False, rule_for=resolve_rule
-        )
+        world: Any = recsys_fungiverse(nodes, params=params, **options)
     else:
-        world = linear_fungiverse(
-            nodes, seed=seed, max_rounds=rounds + 1, evaluate=False, rule_for=resolve_rule
-        )
+        world = linear_fungiverse(nodes, **options)
     build_s = time.perf_counter() - built
     simulator, actors = world.simulator, world.actors
     times = _round_times(simulator, actors, rounds + 1, tick)[1:]  # the first round includes joining
@@ -83,6 +91,8 @@ def run(nodes: int, rounds: int, learner: str, seed: int, tick: float) -> dict[s
         sum(t.numel() * t.element_size() for t in simulator.state(a).weights.values()) for a in actors
     )
     merged_rounds = sum(simulator.state(a).rounds_done for a in actors)
+    shapes = dict(simulator.state(actors[0]).blueprint.shared_shapes)
+    update_bytes = simulator.stats.get("update-bytes", 0) / max(1, simulator.stats.get("updates", 1))
     return {
         "nodes": nodes,
         "learner": learner,
@@ -95,7 +105,11 @@ def run(nodes: int, rounds: int, learner: str, seed: int, tick: float) -> dict[s
         "rss_growth_mb": after - before,
         "memory_per_node_kb": (after - before) * 1024 / nodes,
         "model_kb_per_node": model_bytes / 1024,
+        "row_fraction": row_fraction,
         "update_bytes_per_node_round": simulator.stats.get("update-bytes", 0) / max(1, merged_rounds),
+        "update_bytes_per_message": update_bytes,
+        "full_copy_bytes": full_copy_bytes(shapes),
+        "update_share_of_full_copy": update_bytes / full_copy_bytes(shapes),
         "messages": simulator.stats.get("sent", 0),
         "virtual_seconds": simulator.now,
     }
@@ -108,11 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learner", choices=("lightgcn", "linear"), default="lightgcn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tick", type=float, default=0.25, help="virtual seconds between progress checks")
+    parser.add_argument(
+        "--row-fraction",
+        type=float,
+        help="compress updates: send this fraction of rows, int8, with error feedback (default: full)",
+    )
     parser.add_argument("--json", dest="json_path", help="write results and environment to this file")
     args = parser.parse_args(argv)
     if args.nodes < 1 or args.rounds < 1:
         parser.error("--nodes and --rounds must be positive")
-    result = run(args.nodes, args.rounds, args.learner, args.seed, args.tick)
+    if args.row_fraction is not None and not 0 < args.row_fraction <= 1:
+        parser.error("--row-fraction must lie in (0, 1]")
+    result = run(args.nodes, args.rounds, args.learner, args.seed, args.tick, args.row_fraction)
     print(
         f"{args.nodes} {args.learner} nodes in groups of 8, sync rounds; built in {result['build_s']:.1f} s"
     )
@@ -129,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     print(f"protocol overhead: {result['overhead_ratio']:.2f}x the bare training")
+    share = result["update_share_of_full_copy"]
+    print(
+        f"one update: {result['update_bytes_per_message']:.0f} bytes, {100 * share:.2f} % of a full fp32 copy"
+    )
     write_json(args.json_path, "fungiverse-scale", result)
     return 0
 
