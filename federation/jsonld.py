@@ -44,7 +44,7 @@ __all__ = [
 AS2_CONTEXT_URL = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT_URL = "https://w3id.org/security/v1"
 # The public URL of ontology/context.jsonld; the host also serves it at /contexts/spore.jsonld.
-SPORE_CONTEXT_URL = "https://w3id.org/spore/context.jsonld"
+SPORE_CONTEXT_URL = ontology.CONTEXT_URL
 
 # Terms Mastodon and Fedify read that the AS2 context document lacks.
 AS2_EXTENSIONS: dict[str, Any] = {

@@ -17,6 +17,7 @@ from ontology.terms import SPORE
 
 __all__ = [
     "CONTEXT_PATH",
+    "CONTEXT_URL",
     "NAMESPACE",
     "ONTOLOGY_IRI",
     "ONTOLOGY_PATH",
@@ -31,6 +32,9 @@ ONTOLOGY_PATH = HERE / "spore.ttl"
 CONTEXT_PATH = HERE / "context.jsonld"
 NAMESPACE = "https://w3id.org/spore/ns#"
 ONTOLOGY_IRI = "https://w3id.org/spore/ns"
+# Where documents reference the JSON-LD context; SPORE's loaders serve it from CONTEXT_PATH, and a
+# deployment must make the URL resolve (w3id.org redirect) for software such as Fedify that loads it.
+CONTEXT_URL = "https://w3id.org/spore/context.jsonld"
 
 # Prefixes used in SPORE data; Turtle output and the CLI bind these so that people read short names.
 PREFIXES: dict[str, str] = {

@@ -19,13 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
+from ontology import CONTEXT_URL as SPORE_CONTEXT_URL
+
 INTEROP_DIR = Path(__file__).resolve().parent
 FEDIFY_DIR = INTEROP_DIR / "fedify_peer"
 NODE = FEDIFY_DIR / "node_modules" / ".bin" / "node"
 PASTURE_DIR = INTEROP_DIR / "pasture"
 PASTURE_VENV = INTEROP_DIR / ".pasture-venv"
 STARTUP_TIMEOUT_S = 30.0
-SPORE_CONTEXT_URL = "https://w3id.org/spore/context.jsonld"
 SPORE_CONTEXT_FILE = INTEROP_DIR.parents[1] / "ontology" / "context.jsonld"
 
 CAVAGE = "draft-cavage-http-signatures-12"
