@@ -22,7 +22,6 @@ from interop_peers import (
     PASTURE_DIR,
     PASTURE_VENV,
     SPORE_CONTEXT_FILE,
-    SPORE_CONTEXT_URL,
     STARTUP_TIMEOUT_S,
     FedifyPeer,
     Pasture,
@@ -31,6 +30,8 @@ from interop_peers import (
     start_fedify_peer,
     wait_until,
 )
+
+from ontology import CONTEXT_URL as SPORE_CONTEXT_URL
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from ontology import CONTEXT_URL as SPORE_CONTEXT_URL
-
 INTEROP_DIR = Path(__file__).resolve().parent
 FEDIFY_DIR = INTEROP_DIR / "fedify_peer"
 NODE = FEDIFY_DIR / "node_modules" / ".bin" / "node"
