@@ -105,7 +105,9 @@ def test_import_into_store_keeps_the_catalogue_whole_and_one_shard_private(corpu
     store = EmbeddedStore()
     mine = select_listeners(corpus.listener_keys(), shard=(0, 2))
     seen: list[int] = []
-    summary = import_corpus(store, corpus, GRAPHS, listeners=mine, progress=seen.append)
+    phases: list[str] = []
+    summary = import_corpus(store, corpus, GRAPHS, listeners=mine, progress=seen.append, phase=phases.append)
+    assert phases == ["catalogue", "private", "compacting"]
     assert mine == ["2", "4"]
     assert summary.catalogue_quads == store.count(NamedNode(GRAPHS.catalogue))
     assert summary.private_quads == store.count(NamedNode(GRAPHS.private))

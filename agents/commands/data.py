@@ -136,7 +136,13 @@ def _write(
             directory.mkdir(parents=True, exist_ok=True)
             with open_store(directory) as store, bar() as progress:
                 summary = import_corpus(
-                    store, corpus, graphs, listeners=listeners, replace=replace, progress=progress.update
+                    store,
+                    corpus,
+                    graphs,
+                    listeners=listeners,
+                    replace=replace,
+                    progress=progress.update,
+                    phase=progress.set_description,
                 )
         except (OSError, StoreError) as error:
             reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error

@@ -59,8 +59,13 @@ def import_corpus(
     listeners: Collection[str] | None = None,
     replace: bool = False,
     progress: Progress | None = None,
+    phase: Callable[[str], object] | None = None,
 ) -> ImportSummary:
-    """Add the catalogue and (a slice of) the private data to ``store``; ``replace`` clears both first."""
+    """Add the catalogue and (a slice of) the private data to ``store``; ``replace`` clears both first.
+
+    ``progress`` gets record counts as the store reads them; ``phase`` is told when the work moves on
+    ("catalogue", "private", "compacting"), since indexing continues after the last record is read.
+    """
     if replace:
         store.clear(NamedNode(graphs.catalogue))
         store.clear(NamedNode(graphs.private))
@@ -75,6 +80,8 @@ def import_corpus(
     if isinstance(store, EmbeddedStore):
         # Bulk loading leaves many small files behind; compacting them now makes the first reads
         # (graph -> tensors) two to three times faster, for a few seconds here.
+        if phase is not None:
+            phase("compacting")
         store.native.optimize()
         store.flush()
     return ImportSummary(*written)
