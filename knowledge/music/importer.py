@@ -70,10 +70,13 @@ def import_corpus(
         store.clear(NamedNode(graphs.catalogue))
         store.clear(NamedNode(graphs.private))
     written = []
-    for chunks in (
-        catalogue_nquads(corpus, graphs.catalogue),
-        private_nquads(corpus, graphs.private, listeners),
-    ):
+    parts = {
+        "catalogue": catalogue_nquads(corpus, graphs.catalogue),
+        "private": private_nquads(corpus, graphs.private, listeners),
+    }
+    for name, chunks in parts.items():
+        if phase is not None:
+            phase(name)
         counter = _LineCounter(progress)
         _load(store, counter(chunks))
         written.append(counter.lines)
