@@ -62,7 +62,7 @@ def _tsv(result: object, shape: str) -> list[tuple[str, ...]]:
     if pattern is None:
         columns = "\t".join(_IRI if kind == "i" else _INTEGER for kind in shape)
         pattern = _ROW_PATTERNS[shape] = re.compile(f"^{columns}$", re.MULTILINE)
-    text = result.serialize(format=QueryResultsFormat.TSV).decode("utf-8")
+    text = (result.serialize(format=QueryResultsFormat.TSV) or b"").decode("utf-8")
     body = text.split("\n", 1)[1] if "\n" in text else ""
     rows = pattern.findall(body)
     expected = body.count("\n") + (0 if not body or body.endswith("\n") else 1)

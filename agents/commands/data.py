@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from tqdm import tqdm
@@ -81,7 +82,11 @@ common_options = [
 ]
 
 
-def with_common_options(command):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_common_options(command: F) -> F:
+    """The options both import commands share (where the data goes and which listeners)."""
     for option in reversed(common_options):
         command = option(command)
     return command
@@ -182,7 +187,7 @@ def import_group() -> None:
     help="The KGCN Freebase directory (item_index2entity_id.txt, kg.txt) for the artist knowledge graph.",
 )
 @with_common_options
-def lastfm(path: Path, freebase: Path | None, **options: object) -> None:
+def lastfm(path: Path, freebase: Path | None, **options: Any) -> None:
     """Import the HetRec 2011 Last.fm-2k files in PATH (research use only; see docs/data.md).
 
     \b
@@ -197,7 +202,7 @@ def lastfm(path: Path, freebase: Path | None, **options: object) -> None:
         corpus = read_lastfm(path, freebase=freebase)
     except MusicDataError as error:
         raise UnreadableInput(str(error)) from None
-    _write(corpus, **options)  # type: ignore[arg-type]
+    _write(corpus, **options)
 
 
 @data.command()
@@ -223,7 +228,7 @@ def synth(
     seed: int,
     communities: int | None,
     artists_per_listener: float,
-    **options: object,
+    **options: Any,
 ) -> None:
     """Generate a seeded synthetic music graph with the shape of the Last.fm import.
 
@@ -244,7 +249,7 @@ def synth(
         corpus = synthesize(params)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    _write(corpus, **options)  # type: ignore[arg-type]
+    _write(corpus, **options)
 
 
 @data.command()

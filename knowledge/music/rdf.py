@@ -141,8 +141,7 @@ def _catalogue_lines(corpus: MusicCorpus, g: str) -> Iterator[tuple[int, str]]:
         )
     # Public aggregate of the individual taggings, as Last.fm publishes an artist's top tags.
     for artist_key, tag_key in sorted({(row.artist, row.tag) for row in corpus.taggings}):
-        artist, tag = scheme.artist(artist_key), scheme.tag(tag_key)
-        yield 1, _quad(artist, v.HAS_TAG, f"<{tag}>", g)
+        yield 1, _quad(scheme.artist(artist_key), v.HAS_TAG, f"<{scheme.tag(tag_key)}>", g)
     for name in sorted({triple.relation for triple in corpus.knowledge}):
         iri = scheme.relation(name)
         yield (
@@ -193,21 +192,23 @@ def _private_lines(
                 f'<{iri}>{artist_p}<{what}>{end}<{iri}>{plays_p}"{row.plays}"{integer}{end}'
             ),
         )
-    for row in corpus.taggings:
-        if keep is not None and row.listener not in keep:
+    for tagging in corpus.taggings:
+        if keep is not None and tagging.listener not in keep:
             continue
-        iri = scheme.tagging(row.listener, row.artist, row.tag)
-        who, what, tag = scheme.listener(row.listener), scheme.artist(row.artist), scheme.tag(row.tag)
+        iri = scheme.tagging(tagging.listener, tagging.artist, tagging.tag)
+        who, what = scheme.listener(tagging.listener), scheme.artist(tagging.artist)
+        tag = scheme.tag(tagging.tag)
         yield (
             1,
             (
                 f"<{iri}>{a}{tagging_type}{end}<{iri}>{listener_p}<{who}>{end}<{iri}>{artist_p}<{what}>{end}"
-                f'<{iri}>{tag_p}<{tag}>{end}<{iri}>{date_p}"{row.date.isoformat()}"{date}{end}'
+                f'<{iri}>{tag_p}<{tag}>{end}<{iri}>{date_p}"{tagging.date.isoformat()}"{date}{end}'
             ),
         )
-    for row in corpus.friendships:
-        if keep is None or row.listener in keep:
-            yield 1, _quad(scheme.listener(row.listener), v.KNOWS, f"<{scheme.listener(row.friend)}>", g)
+    for friendship in corpus.friendships:
+        if keep is None or friendship.listener in keep:
+            who, friend = scheme.listener(friendship.listener), scheme.listener(friendship.friend)
+            yield 1, _quad(who, v.KNOWS, f"<{friend}>", g)
 
 
 def catalogue_nquads(corpus: MusicCorpus, graph: str) -> Iterator[tuple[int, bytes]]:
