@@ -3,8 +3,9 @@
 Builds N LightGCN nodes on the seeded synthetic music graph (listeners dealt to nodes, groups of 8,
 synchronous rounds), runs the simulator, and reports wall seconds per round of all nodes, memory per
 node and bytes sent per node per round. The baseline, measured in the same run on the same learners,
-is each node's local training alone (one silo round: the compute the protocol cannot avoid), so the
-ratio is the protocol's overhead: messaging, validation, hashing, merging.
+is each node's local training alone (one silo round: the compute the protocol cannot avoid), measured
+between protocol rounds while the simulator is paused, so that both see the same machine load; the
+ratio is the protocol's overhead: messaging, validation, hashing, compression, merging.
 
     python bench/fungiverse.py [--nodes 1000] [--rounds 3] [--learner lightgcn|linear]
                                [--row-fraction 0.05] [--json PATH]
@@ -39,20 +40,38 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _round_times(simulator: Simulator, actors: list[str], rounds: int, tick: float) -> list[float]:
-    """Wall seconds between the moments when every node has merged one more round."""
-    times, started, done = [], time.perf_counter(), 0
+def _silo_round(simulator: Simulator, actors: list[str], seed: int) -> float:
+    """Wall seconds of one round of local training at every node, without the protocol."""
+    started = time.perf_counter()
+    for actor in actors:
+        node = simulator.nodes[actor]
+        node.ctx.learner.train(node.state.weights, seed=seed)
+    return time.perf_counter() - started
+
+
+def _round_times(
+    simulator: Simulator, actors: list[str], rounds: int, tick: float
+) -> tuple[list[float], list[float]]:
+    """Wall seconds between the moments when every node has merged one more round, and beside each,
+    one baseline round measured while the simulator is paused (so both see the same machine load).
+
+    The first round is left out of both: it includes joining and first-time allocations.
+    """
+    protocol: list[float] = []
+    silo: list[float] = []
+    started, done = time.perf_counter(), 0
     limit = simulator.now + 1000.0 * rounds
     while done < rounds and simulator.now < limit:
         simulator.run(simulator.now + tick)
         reached = min(simulator.state(actor).rounds_done for actor in actors)
-        while done < reached:
-            now = time.perf_counter()
-            times.append(now - started)
-            started, done = now, done + 1
+        if reached > done:
+            protocol.append((time.perf_counter() - started) / (reached - done))
+            done = reached
+            silo.append(_silo_round(simulator, actors, seed=done))
+            started = time.perf_counter()
     if done < rounds:
         raise RuntimeError(f"only {done} of {rounds} rounds completed")
-    return times
+    return protocol[1:], silo[1:]
 
 
 def run(
@@ -76,16 +95,8 @@ def run(
         world = linear_fungiverse(nodes, **options)
     build_s = time.perf_counter() - built
     simulator, actors = world.simulator, world.actors
-    times = _round_times(simulator, actors, rounds + 1, tick)[1:]  # the first round includes joining
+    times, silo = _round_times(simulator, actors, rounds + 1, tick)
     after = _rss_mb()
-
-    silo = []
-    for round_number in range(rounds):
-        started = time.perf_counter()
-        for actor in actors:
-            node = simulator.nodes[actor]
-            node.ctx.learner.train(node.state.weights, seed=round_number)
-        silo.append(time.perf_counter() - started)
 
     model_bytes = statistics.mean(
         sum(t.numel() * t.element_size() for t in simulator.state(a).weights.values()) for a in actors
@@ -101,6 +112,7 @@ def run(
         "round_median_s": statistics.median(times),
         "round_samples_s": times,
         "silo_round_median_s": statistics.median(silo),
+        "silo_samples_s": silo,
         "overhead_ratio": statistics.median(times) / statistics.median(silo),
         "rss_growth_mb": after - before,
         "memory_per_node_kb": (after - before) * 1024 / nodes,
