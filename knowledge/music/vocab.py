@@ -10,13 +10,14 @@ from __future__ import annotations
 from ontology import PREFIXES
 from ontology.terms import SPORE as _SPORE
 
+# Namespaces as the ontology package binds them (schema.org is https://schema.org/ there).
 SPORE = PREFIXES["spore"]
 SCHEMA = PREFIXES["schema"]
-SKOS = "http://www.w3.org/2004/02/skos/core#"
-RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-RDFS = "http://www.w3.org/2000/01/rdf-schema#"
-XSD = "http://www.w3.org/2001/XMLSchema#"
-DCTERMS = "http://purl.org/dc/terms/"
+SKOS = PREFIXES["skos"]
+RDF = PREFIXES["rdf"]
+RDFS = PREFIXES["rdfs"]
+XSD = PREFIXES["xsd"]
+DCTERMS = PREFIXES["dcterms"]
 
 RDF_TYPE = RDF + "type"
 RDF_PROPERTY = RDF + "Property"
