@@ -50,6 +50,6 @@ PLAY_COUNT = str(_SPORE.playCount)
 HAS_TAG = str(_SPORE.hasTag)
 KNOWLEDGE_ENTITY_CLASS = str(_SPORE.KnowledgeEntity)
 KNOWLEDGE_ENTITY = str(_SPORE.knowledgeEntity)
-# Not in the ontology yet (requested): the super-property of every knowledge-graph relation, which
-# lets one query find artist-entity edges whatever the source's relation names are.
-KNOWLEDGE_RELATION = SPORE + "knowledgeRelation"
+# The super-property of every knowledge-graph relation, which lets one query find artist-entity
+# edges whatever the source's relation names are.
+KNOWLEDGE_RELATION = str(_SPORE.knowledgeRelation)
