@@ -182,7 +182,7 @@ def leave(state: NodeState, now: float) -> Step:
         return state, []
     recipients = tuple(sorted((membership.members | {membership.group.owner}) - {state.actor}))
     seeks = tuple(tag for tag in state.seeks if tag != membership.group.hashtag)
-    state = replace(state, membership=None, seeks=seeks, wakeup_at=None)
+    state = replace(state, membership=None, seeks=seeks, wakeup_at=None, residual={})
     if not recipients:
         return state, []
     state, activity_id = state.next_id("leave")
@@ -296,6 +296,7 @@ def _on_accept(ctx: NodeContext, state: NodeState, message: Message, now: float)
     state = replace(
         state,
         weights=weights,
+        residual={},  # changes not yet sent were relative to a model this group never had
         pending_join=None,
         early_roster=(),
         membership=membership,
