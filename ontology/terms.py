@@ -33,6 +33,7 @@ class SPORE(DefinedNamespace):
     Krum: URIRef
     LearningGroup: URIRef
     LightGCN: URIRef
+    LinearModel: URIRef
     Listening: URIRef
     MatrixFactorization: URIRef
     Membership: URIRef
@@ -40,6 +41,7 @@ class SPORE(DefinedNamespace):
     Model: URIRef
     ModelConfiguration: URIRef
     ModelSnapshot: URIRef
+    ModelUpdate: URIRef
     MutationDecision: URIRef
     NDCG: URIRef
     Option: URIRef
@@ -75,6 +77,7 @@ class SPORE(DefinedNamespace):
     embeddingDimension: URIRef
     evaluates: URIRef
     explanation: URIRef
+    fanout: URIRef
     forListener: URIRef
     format: URIRef
     group: URIRef
@@ -95,20 +98,27 @@ class SPORE(DefinedNamespace):
     measuredOn: URIRef
     member: URIRef
     memberOf: URIRef
+    members: URIRef
     metric: URIRef
+    metrics: URIRef
     moduleId: URIRef
     mutationRate: URIRef
     nodeName: URIRef
     outlierThreshold: URIRef
     playCount: URIRef
     policy: URIRef
+    quantize: URIRef
     revision: URIRef
     roundNumber: URIRef
+    roundTimeout: URIRef
+    samples: URIRef
+    schedule: URIRef
     score: URIRef
     seedArtist: URIRef
     seeksHashtag: URIRef
     sentRowFraction: URIRef
     sha256: URIRef
+    sharedShapes: URIRef
     since: URIRef
     snapshotOf: URIRef
     split: URIRef

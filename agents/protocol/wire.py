@@ -119,7 +119,7 @@ def _group_json(group: GroupInfo) -> dict[str, Any]:
         "spore:fanout": group.fanout,
         "spore:sharedShapes": _shapes_json(group.shared_shapes),
     } | (
-        {"spore:rowFraction": group.row_fraction, "spore:quantize": group.quantize}
+        {"spore:sentRowFraction": group.row_fraction, "spore:quantize": group.quantize}
         if group.row_fraction is not None
         else {}
     )
@@ -135,7 +135,7 @@ def _group_from(value: Any) -> GroupInfo:
         round_timeout=float(value["spore:roundTimeout"]),
         fanout=value["spore:fanout"],
         shared_shapes=_shapes_from(value["spore:sharedShapes"]),
-        row_fraction=float(value["spore:rowFraction"]) if "spore:rowFraction" in value else None,
+        row_fraction=float(value["spore:sentRowFraction"]) if "spore:sentRowFraction" in value else None,
         quantize=value.get("spore:quantize", False) is True,
     )
 
