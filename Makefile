@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-test lint
+.PHONY: run test setup setup-test
 
 # The main job. Until `spore demo` exists it validates the example blueprints.
 run: setup
@@ -13,11 +13,9 @@ run: setup
 
 # SPORE_REQUIRE_INTEROP=1: a real peer or server that setup-test installs must not be skipped quietly.
 test: setup-test
-	PATH="$(abspath $(BIN)):$$PATH" SPORE_REQUIRE_INTEROP=1 $(BIN)/python -m pytest
-
-lint: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PATH="$(abspath $(BIN)):$$PATH" SPORE_REQUIRE_INTEROP=1 $(BIN)/python -m pytest
 
 setup: $(VENV)/.spore-installed
 
