@@ -186,28 +186,43 @@ ModelGraph = torch.Tensor | KnowledgeGraph | None
 def artist_feature_matrix(tensors: MusicTensors, *, tag_weight_floor: float = 0.0) -> torch.Tensor:
     """Row-normalised sparse ``[A, T + E]``: each artist's tags (columns ``0..T-1``) and entities.
 
-    An artist with ``n`` features has ``1/n`` in each of their columns (a mean); artists without
-    features have an empty row.
+    A tag counts as many times as listeners applied it to the artist (``artist_tag_weights``, at
+    least once), an entity once, and each row sums to one: an artist is mostly what many people
+    called it, and little what one person once did. On Last.fm-2k this weighting lifted the
+    knowledge-aware model's Recall@20 from about 0.275 to 0.279 (docs/benchmarks.md).
+    Artists without features have an empty row.
     """
     tag_edges = tensors.artist_tags
-    if tensors.artist_tag_weights is not None and tag_weight_floor > 0:
-        tag_edges = tag_edges[:, tensors.artist_tag_weights > tag_weight_floor]
+    tag_values = torch.ones(tag_edges.shape[1])
+    if tensors.artist_tag_weights is not None:
+        tag_values = tensors.artist_tag_weights.float().clamp(min=1.0)
+        if tag_weight_floor > 0:
+            keep = tensors.artist_tag_weights > tag_weight_floor
+            tag_edges, tag_values = tag_edges[:, keep], tag_values[keep]
     rows = torch.cat([tag_edges[0], tensors.artist_entities[0]])
     cols = torch.cat([tag_edges[1], tensors.artist_entities[2] + tensors.num_tags])
+    # An artist-entity pair under two relations is one feature.
+    entity_values = torch.ones(tensors.artist_entities.shape[1])
     shape = (tensors.num_artists, tensors.num_tags + tensors.num_entities)
-    ones = torch.ones(rows.numel())
-    matrix = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), ones, shape, check_invariants=False
-    ).coalesce()
-    rows, cols = matrix.indices()
-    values = torch.ones(rows.numel())  # duplicates (an artist-entity pair under two relations) count once
-    counts = torch.zeros(shape[0]).scatter_add_(0, rows, values).clamp(min=1.0)
+    keys = rows * shape[1] + cols
+    unique, first = _first_occurrence(keys)
+    rows, cols = unique // shape[1], unique % shape[1]
+    values = torch.cat([tag_values, entity_values])[first]
+    totals = torch.zeros(shape[0]).scatter_add_(0, rows, values).clamp(min=1e-12)
     coo = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values / counts[rows], shape, is_coalesced=True, check_invariants=False
+        torch.stack([rows, cols]), values / totals[rows], shape, is_coalesced=True, check_invariants=False
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return coo.to_sparse_csr()
+
+
+def _first_occurrence(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted unique keys and, for each, the position of its first occurrence in ``keys``."""
+    unique, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    first = torch.full((unique.numel(),), keys.numel(), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(keys.numel()), reduce="amin")
+    return unique, first
 
 
 def knowledge_graph(tensors: MusicTensors, *, side_information: str = "features") -> KnowledgeGraph:

@@ -35,7 +35,7 @@ __all__ = ["TrainConfig", "TrainingReport", "EpochRecord", "sample_negatives", "
 class TrainConfig:
     epochs: int = 300
     batch_size: int = 8192
-    learning_rate: float = 0.02
+    learning_rate: float = 0.01
     weight_decay: float = 1e-4
     patience: int = 5
     eval_every: int = 5

@@ -255,8 +255,8 @@ def test_matrix_factorisation_and_knowledge_models_train_on_the_same_harness() -
 def test_artist_features_are_a_row_mean_over_tags_and_entities() -> None:
     toy = planted(artists=4, communities=2, per_listener=2)
     features = artist_feature_matrix(toy).to_dense()
-    # Artists 0 and 1 have tag 0 and entity 0 (column 2); artists 2 and 3 have tag 1 only.
-    assert features.tolist() == [[0.5, 0, 0.5], [0.5, 0, 0.5], [0, 1, 0], [0, 1, 0]]
+    # Artists 0 and 1 have tag 0 (applied 3 times) and entity 0 (column 2); artists 2 and 3 tag 1.
+    assert features.tolist() == [[0.75, 0, 0.25], [0.75, 0, 0.25], [0, 1, 0], [0, 1, 0]]
     _, layout = knowledge_adjacency(toy)
     assert layout.num_nodes == toy.num_listeners + toy.num_artists + toy.num_tags + toy.num_entities
 

@@ -151,7 +151,7 @@ def _read_tensors(store_dir: Path, node: str | None):  # -> MusicTensors (torch 
     except StoreUnavailable as error:
         raise UnreadableInput(str(error.message).splitlines()[0]) from error
     try:
-        tensors = load_music_tensors(store, node or DEFAULT_NODE)
+        tensors = load_music_tensors(store, node or DEFAULT_NODE, tag_weights=True)
     finally:
         store.close()
     if tensors.num_interactions == 0:
