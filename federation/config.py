@@ -52,6 +52,9 @@ class Limits:
     inbox_queue_size: int = 10_000
     delivery_queue_size: int = 100_000
     page_size: int = 20
+    sparql_timeout_seconds: float = 30.0  # a public /sparql query's deadline (503 past it)
+    sparql_max_result_bytes: int = 32 * 1024 * 1024  # a serialised answer's cap (422 past it)
+    sparql_workers: int = 4  # queries evaluated at once; more get 503 with Retry-After
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class HostConfig:
     software_name: str = "spore"
     software_version: str = "0.1.0"
     tls_verify: bool | str = True  # or a CA bundle path (a self-signed local fungiverse)
+    sparql_update_token: str | None = None  # bearer token for SPARQL Update on /sparql; None: read-only
 
     def __post_init__(self) -> None:
         if not re.match(r"^https?://[^/]+$", self.base_url.rstrip("/")):

@@ -26,6 +26,7 @@ from federation.outbox import refuse_private_graph
 from federation.processing import AdmissionPolicy, QuadSink, admit_all
 from federation.routes import actor_router, discovery_router, inbox_router, object_router
 from federation.runtime import HostRuntime
+from federation.sparql import sparql_router
 from federation.ssrf import Resolver, system_resolver
 
 __all__ = ["build_host", "RunningHost", "start_local_host", "bind_loopback"]
@@ -74,6 +75,7 @@ def build_host(
         discovery_router(runtime),
         actor_router(runtime),
         object_router(runtime),
+        sparql_router(runtime),
     ):
         app.include_router(router)
     return app
