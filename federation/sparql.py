@@ -242,6 +242,10 @@ class SparqlService:
         def work() -> Any:
             try:
                 return function(*args, **kwargs)
+            except BaseException as error:
+                # The traceback's frames hold pyoxigraph results, which must be freed on this thread.
+                error.__traceback__ = None
+                raise
             finally:
                 self.slots.release()
 
