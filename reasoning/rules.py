@@ -1,0 +1,180 @@
+"""Entailment as SPARQL UPDATE rules, run to a fixpoint inside the store, cheap enough for every round.
+
+owlrl materialises the whole OWL RL closure in Python (every axiomatic triple included) and takes
+seconds on one node's graph; :mod:`reasoning.entailment` is fast but only types instance data for
+validation. Here the rules are named SPARQL updates (``queries/entail-*.rq``, each naming the OWL 2
+RL and RDFS rule it implements), so that they run where the data is, on the embedded pyoxigraph
+store or on any SPARQL 1.1 endpoint behind :class:`~knowledge.store.KnowledgeStore`, and anyone can
+read and rerun them.
+
+The rule set is what the SPORE ontology uses: rdfs:subClassOf, rdfs:subPropertyOf, rdfs:domain and
+rdfs:range (it declares no inverse, transitive, symmetric or functional property, no equivalences and
+no restrictions). Consequences of those four axioms are exactly what RDFS rules rdfs2, 3, 5, 7, 9 and
+11 give, or their OWL 2 RL names prp-dom, prp-rng, scm-spo, prp-spo1, cax-sco and scm-sco;
+``tests/test_rules.py`` checks them against owlrl.
+
+How a run goes:
+
+1. The ontology lives in a graph of the store (:func:`load_ontology_graph`). The schema triples of
+   the ontology and of the asserted graphs (the catalogue declares its own relations as
+   sub-properties of ``spore:knowledgeRelation``) are copied into a working graph and closed under
+   scm-sco and scm-spo with property paths, so the instance rules reach every ancestor in one step.
+2. The instance rules (one update request, in the order of :data:`INSTANCE_RULES`) take each asserted
+   graph and the ontology as premises once, then the consequences themselves, pass after pass,
+   until a pass adds nothing. Re-reading the premises is never needed because every instance rule
+   has exactly one data premise: what a graph entails alone it entailed in the first pass. A rule
+   with two (such as prp-trp) would break this and need the premises joined with the consequences.
+   Within a pass the rules see what earlier ones wrote, so the second pass usually finishes the work
+   and the third only confirms it.
+3. Whatever an asserted graph or the ontology states already is removed from the consequences, and
+   the working graphs are dropped.
+
+Schema triples that only the instance rules could entail (a data property declared a sub-property
+of rdfs:subClassOf) are not fed back into the schema; no SPORE data does that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from pyoxigraph import NamedNode, RdfFormat, parse
+
+import queries
+from knowledge.store import KnowledgeStore
+from ontology import ONTOLOGY_IRI, ONTOLOGY_PATH
+
+__all__ = [
+    "INSTANCE_RULES",
+    "ONTOLOGY_GRAPH",
+    "SCHEMA_RULES",
+    "Entailment",
+    "entail",
+    "load_ontology_graph",
+]
+
+ONTOLOGY_GRAPH = NamedNode(ONTOLOGY_IRI)
+"""Where :func:`entail` expects the ontology unless told otherwise: the graph named by its own IRI."""
+
+SCHEMA_RULES = ("scm-sco", "scm-spo")
+"""Rules over the schema alone, each the query ``entail-<rule>``."""
+
+INSTANCE_RULES = ("prp-spo1", "prp-dom", "prp-rng", "cax-sco")
+"""Rules with one data premise, run to a fixpoint, each the query ``entail-<rule>``."""
+
+
+@dataclass(frozen=True)
+class Entailment:
+    """What one :func:`entail` run did: where the consequences are, from what, and how many."""
+
+    graph: NamedNode
+    """The graph holding the consequences, and nothing but them."""
+    sources: tuple[NamedNode, ...]
+    """The asserted graphs the consequences follow from (with the ontology)."""
+    ontology: NamedNode
+    triples: int
+    """Entailed triples: none of them is asserted in a source or in the ontology."""
+    passes: int
+    """Passes of the instance rules until one added nothing (that last one included)."""
+
+
+_PREFIX = re.compile(r"^PREFIX\s+([\w-]*):\s*<([^>]*)>\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+@cache
+def _joined(names: tuple[str, ...]) -> str:
+    """One update request running the named rules in order, so each pass costs one round trip.
+
+    The PREFIX lines move to the top: SPARQL 1.1 allows a prologue after every ``;``, but pyoxigraph
+    0.5 refuses one there.
+    """
+    prefixes: dict[str, str] = {}
+    bodies = []
+    for name in names:
+        text = queries.load(f"entail-{name}")
+        for prefix, iri in _PREFIX.findall(text):
+            if prefixes.setdefault(prefix, iri) != iri:
+                raise ValueError(
+                    f"entail-{name} binds {prefix}: to <{iri}>, another rule to <{prefixes[prefix]}>"
+                )
+        bodies.append(_PREFIX.sub("", text).strip())
+    declarations = "".join(f"PREFIX {prefix}: <{iri}>\n" for prefix, iri in prefixes.items())
+    return declarations + " ;\n".join(bodies)
+
+
+@cache
+def _ontology_size() -> int:
+    with ONTOLOGY_PATH.open("rb") as turtle:
+        return sum(1 for _ in parse(turtle, format=RdfFormat.TURTLE))
+
+
+def load_ontology_graph(store: KnowledgeStore, graph: NamedNode = ONTOLOGY_GRAPH) -> NamedNode:
+    """Make ``graph`` hold the shipped ontology, loading it only when it is missing or differs in size.
+
+    A size check rather than a comparison of contents: it is one count, and the ontology only
+    changes with a new release of the package, which adds or removes triples.
+    """
+    if store.count(graph) != _ontology_size():
+        store.clear(graph)
+        store.load(ONTOLOGY_PATH.read_bytes(), format=RdfFormat.TURTLE, graph=graph)
+    return graph
+
+
+def _working_graph(into: NamedNode, name: str) -> NamedNode:
+    # Named after the target rather than random, so a run that died is cleaned up by the next one.
+    return NamedNode(f"{into.value}/reasoning/{name}")
+
+
+def entail(
+    store: KnowledgeStore,
+    *,
+    graphs: Sequence[NamedNode],
+    into: NamedNode,
+    ontology: NamedNode = ONTOLOGY_GRAPH,
+) -> Entailment:
+    """Replace ``into`` with the RDFS consequences of ``graphs`` and the ontology in ``ontology``.
+
+    The ontology graph is loaded when it is missing (:func:`load_ontology_graph`); ``graphs`` and the
+    ontology are only read. ``into`` must be none of them. Not atomic: a reader of ``into`` during
+    the run may see part of the consequences.
+    """
+    sources = tuple(dict.fromkeys(graphs))
+    if not all(isinstance(graph, NamedNode) for graph in (*sources, into, ontology)):
+        raise ValueError(
+            "entailment reads and writes named graphs only (SPARQL cannot bind the default graph)"
+        )
+    schema = _working_graph(into, "schema")
+    if into in sources or into == ontology:
+        raise ValueError(f"the inferred graph {into} must not be one of the graphs it is derived from")
+    if schema in sources or schema == ontology:
+        raise ValueError(f"{schema} is a working graph of the reasoner")
+    load_ontology_graph(store, ontology)
+    premises = (ontology, *sources)
+    store.clear(into)
+    store.clear(schema)
+    try:
+        for source in premises:
+            store.update(queries.load("entail-schema"), bindings={"source": source, "schema": schema})
+        store.update(_joined(SCHEMA_RULES), bindings={"schema": schema, "inferred": into})
+        rules = _joined(INSTANCE_RULES)
+        for source in premises:
+            store.update(rules, bindings={"schema": schema, "source": source, "inferred": into})
+        passes, size = 1, store.count(into)
+        while True:
+            passes += 1
+            store.update(rules, bindings={"schema": schema, "source": into, "inferred": into})
+            size, before = store.count(into), size
+            if size == before:
+                break
+        for source in premises:
+            store.update(
+                queries.load("entail-asserted"),
+                bindings={"inferred": into, "source": source, "schema": schema},
+            )
+    finally:
+        store.clear(schema)
+    return Entailment(
+        graph=into, sources=sources, ontology=ontology, triples=store.count(into), passes=passes
+    )
