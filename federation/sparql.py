@@ -37,6 +37,8 @@ from federation.sparql_protocol import (
     negotiate,
     parse_request,
     restrict_dataset,
+    unshift_position,
+    with_base,
 )
 from knowledge.graphs import PUBLIC_KINDS, check_public_query, graph_iri
 from knowledge.store import KnowledgeStore, QueryError, StoreError
@@ -278,7 +280,7 @@ class SparqlService:
             content, media = await self._run(
                 evaluate,
                 self.store,
-                parsed.text,
+                with_base(parsed.text, scope.url),
                 defaults,
                 named,
                 accept,
@@ -295,7 +297,7 @@ class SparqlService:
             return _error(error.status, error.message, headers)
         except QueryError as error:
             # The parser's message names the line and column; one line of it is enough for a client.
-            return _error(400, f"malformed query: {_one_line(error.message)}")
+            return _error(400, f"malformed query: {_one_line(unshift_position(error.message))}")
         except StoreError as error:
             return _error(500, f"the store failed: {_one_line(error.message)}")
 
@@ -326,9 +328,10 @@ class SparqlService:
                 400, "using-graph-uri/using-named-graph-uri are not supported: write USING clauses"
             )
         check_public_query(parsed.text)
-        check_update(parsed.text, scope.public_graphs)
+        text = with_base(parsed.text, scope.url)
+        check_update(text, scope.public_graphs)
         assert self.store is not None
-        await self._run(self.store.update, parsed.text)
+        await self._run(self.store.update, text)
         return Response(status_code=204)
 
 

@@ -7,6 +7,7 @@ and body, and turns the :class:`ProtocolError` it may raise into one HTTP status
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +29,8 @@ __all__ = [
     "negotiate",
     "restrict_dataset",
     "check_update",
+    "with_base",
+    "unshift_position",
 ]
 
 FORM = "application/x-www-form-urlencoded"
@@ -267,3 +270,21 @@ def check_update(text: str, writable: Sequence[NamedNode]) -> None:
                 raise ProtocolError(403, "an update must name the public graphs it writes (GRAPH <…>)")
             if graph not in allowed:
                 raise ProtocolError(403, f"graph {graph} is not one of this endpoint's public graphs")
+
+
+def with_base(text: str, base: str) -> str:
+    """The operation with the endpoint's URL as its base IRI, as RFC 3986 section 5.1.3 has it for a
+    document retrieved from that URL (W3C tests query_content_type_construct, update_base_uri).
+
+    The store interface takes no base IRI, so it is declared in the text: the prologue may repeat
+    ``BASE`` and the operation's own declaration, coming later, still wins. It goes on a line of its
+    own, and :func:`unshift_position` puts the parser's line numbers back.
+    """
+    return f"BASE <{base}>\n{text}"
+
+
+def unshift_position(message: str) -> str:
+    """A parser message about :func:`with_base`'s text, with the line number of the client's text."""
+    return re.sub(
+        r"error at (\d+):", lambda found: f"error at {max(int(found[1]) - 1, 1)}:", message, count=1
+    )
