@@ -80,7 +80,7 @@ class QueryTimeout(Exception):
     pass
 
 
-class _BoundedBuffer(io.RawIOBase):
+class _BoundedBuffer(io.BytesIO):
     """Where results are serialised: raises once they pass the size cap or the deadline.
 
     pyoxigraph serialises lazily, pulling solutions from the evaluator as it writes, so checking here
@@ -88,25 +88,19 @@ class _BoundedBuffer(io.RawIOBase):
     """
 
     def __init__(self, max_bytes: int, deadline: float) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
+        super().__init__()
         self.max_bytes = max_bytes
         self.deadline = deadline
 
-    def writable(self) -> bool:
-        return True
-
     def write(self, data: Any) -> int:
-        self.size += len(data)
-        if self.size > self.max_bytes:
+        if self.tell() + len(data) > self.max_bytes:
             raise ResultTooLarge
         if time.monotonic() > self.deadline:
             raise QueryTimeout
-        self.parts.append(bytes(data))
-        return len(data)
+        return super().write(data)
 
     def value(self) -> bytes:
-        return b"".join(self.parts)
+        return self.getvalue()
 
 
 def _boolean(value: bool, format: QueryResultsFormat) -> bytes:
