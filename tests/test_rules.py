@@ -77,7 +77,9 @@ def as_rdflib(store: KnowledgeStore, *graphs: NamedNode) -> list[rdflib.Graph]:
     return result
 
 
-def closures(store: KnowledgeStore, asserted: list[NamedNode]) -> tuple[rdflib.Graph, rdflib.Graph, set]:
+def closures(
+    store: KnowledgeStore, asserted: list[NamedNode], semantics: type = owlrl.RDFS_Semantics
+) -> tuple[rdflib.Graph, rdflib.Graph, set]:
     """(ours, owlrl's) closures of the asserted graphs with the ontology, and the data's own resources."""
     *parts, consequences = as_rdflib(store, *asserted, INFERRED)
     data = rdflib.Graph()
@@ -95,7 +97,7 @@ def closures(store: KnowledgeStore, asserted: list[NamedNode]) -> tuple[rdflib.G
         ours.add(triple)
     for triple in load_ontology():
         reference.add(triple)
-    owlrl.DeductiveClosure(owlrl.RDFS_Semantics).expand(reference)
+    owlrl.DeductiveClosure(semantics).expand(reference)
     return ours, reference, resources
 
 
@@ -104,13 +106,15 @@ def instance_facts(graph: rdflib.Graph, subjects: set) -> set:
 
     Left out, as owlrl's axiomatic noise: literal objects (owlrl adds value-equal copies in other
     datatypes), reflexive sub-class/sub-property triples (rdfs6/10) and the types that RDF's and
-    RDFS's axiomatic triples give (rdfs:Resource, rdf:Property, rdfs:Class): the rules read the
-    ontology's schema, not the RDFS vocabulary's own.
+    RDFS's axiomatic triples give (rdfs:Resource, rdf:Property, rdfs:Class) and OWL RL's owl:Thing
+    for every individual (and owl:sameAs to itself): the rules read the ontology's schema, not the
+    vocabularies' own.
     """
     axiomatic = {
         rdflib.URIRef(RDFS + "Resource"),
         rdflib.URIRef(RDF + "Property"),
         rdflib.URIRef(RDFS + "Class"),
+        rdflib.URIRef("http://www.w3.org/2002/07/owl#Thing"),
     }
     return {
         (s, p, o)
@@ -119,15 +123,16 @@ def instance_facts(graph: rdflib.Graph, subjects: set) -> set:
     }
 
 
+@pytest.mark.parametrize("semantics", [owlrl.RDFS_Semantics, owlrl.OWLRL_Semantics], ids=["rdfs", "owl-rl"])
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.name)
-def test_same_consequences_as_owlrl_rdfs_closure(path: Path) -> None:
+def test_same_consequences_as_owlrl(path: Path, semantics: type) -> None:
     store = EmbeddedStore()
     with path.open("rb") as turtle:
         triples = list(parse(turtle, format=RdfFormat.TURTLE, base_iri=path.as_uri()))
     add(store, BLUEPRINT, *((t.subject, t.predicate, t.object) for t in triples))
 
     result = entail(store, graphs=[BLUEPRINT], into=INFERRED)
-    ours, reference, resources = closures(store, [BLUEPRINT])
+    ours, reference, resources = closures(store, [BLUEPRINT], semantics)
     expected = instance_facts(reference, resources)
     assert instance_facts(ours, resources) == expected
     assert result.triples > 0  # the example does entail something
