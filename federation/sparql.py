@@ -197,6 +197,13 @@ def service_description(scope: EndpointScope, *, update: bool) -> list[Triple]:
     return triples
 
 
+_PREFLIGHT = {
+    "access-control-allow-methods": "GET, POST",
+    "access-control-allow-headers": "accept, authorization, content-type",
+    "access-control-max-age": "86400",
+}
+
+
 def _one_line(message: str, limit: int = 300) -> str:
     # pyoxigraph lists every token it expected; the position and the first of them say enough.
     text = " ".join(message.split())
@@ -255,6 +262,15 @@ class SparqlService:
             raise ProtocolError(422, f"the result is larger than {limit}; add a LIMIT") from error
 
     async def answer(self, request: Request, scope: EndpointScope) -> Response:
+        """Answer one request; every answer allows any origin, so browser tools can query."""
+        if request.method == "OPTIONS":  # a CORS preflight for a POST with a SPARQL media type
+            response: Response = Response(status_code=204, headers=_PREFLIGHT)
+        else:
+            response = await self._answer(request, scope)
+        response.headers["access-control-allow-origin"] = "*"
+        return response
+
+    async def _answer(self, request: Request, scope: EndpointScope) -> Response:
         try:
             body = await self._read_body(request) if request.method == "POST" else b""
             parsed = parse_request(
@@ -351,7 +367,7 @@ def sparql_router(runtime: HostRuntime) -> APIRouter:
         for name, actor in nodes.items()
     }
     # Every method reaches the handler, so a PUT gets the protocol's 405 with a message and Allow.
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
     async def host_endpoint(request: Request) -> Response:
         return await service.answer(request, host_scope)

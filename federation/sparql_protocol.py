@@ -116,6 +116,7 @@ def parse_request(
     crawler must never change the store.
     """
     url_params = parse_qsl(query_string, keep_blank_values=True)
+    method = "GET" if method == "HEAD" else method
     if method == "GET":
         params = url_params
     elif method == "POST":

@@ -248,6 +248,22 @@ def test_malformed_query_gets_the_parsers_position(host: RunningHost) -> None:
     assert response.text.startswith("malformed query: error at 1:")
 
 
+def test_browsers_may_query_from_any_origin(host: RunningHost) -> None:
+    headers = {
+        "origin": "https://yasgui.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    preflight = httpx.options(endpoint(host), headers=headers, timeout=10)
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "content-type" in preflight.headers["access-control-allow-headers"]
+    answer = httpx.post(
+        endpoint(host), content="ASK {}", headers={"content-type": "application/sparql-query"}, timeout=10
+    )
+    assert answer.headers["access-control-allow-origin"] == "*"
+
+
 # -- service description -------------------------------------------------------------------------------
 
 
