@@ -269,7 +269,13 @@ def node_store() -> EmbeddedStore:
     store = EmbeddedStore()
     add(store, BLUEPRINT, (ex("b"), spore("trains"), ex("config")), (ex("b"), TYPE, spore("Blueprint")))
     add(store, CATALOGUE, (ex("artist/1"), TYPE, NamedNode(SCHEMA + "MusicGroup")))
-    add(store, PRIVATE, (ex("l"), spore("artist"), ex("artist/1")), (ex("l"), spore("listener"), ex("u")))
+    add(
+        store,
+        PRIVATE,
+        (ex("l"), spore("artist"), ex("artist/1")),
+        (ex("l"), spore("listener"), ex("u")),
+        (ex("l"), NamedNode(SCHEMA + "agent"), ex("u")),  # also follows from spore:listener ⊑ schema:agent
+    )
     return store
 
 
@@ -292,6 +298,8 @@ def test_idempotent_and_asserted_graphs_unchanged() -> None:
     )  # nothing else changed, no working graph left
     assert (ex("b"), TYPE, spore("Blueprint")) not in facts  # asserted in the same graph
     assert (ex("artist/1"), TYPE, NamedNode(SCHEMA + "MusicGroup")) not in facts  # asserted in another
+    assert (ex("l"), NamedNode(SCHEMA + "agent"), ex("u")) not in facts
+    assert (ex("l"), NamedNode(SCHEMA + "object"), ex("artist/1")) in facts
 
 
 def test_stale_consequences_go_when_their_premise_goes() -> None:
