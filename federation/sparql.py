@@ -210,6 +210,14 @@ def _one_line(message: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _check_public(text: str) -> None:
+    """The store's rule for public queries (no SERVICE, FROM, DEFINE …), as a 400 naming the word."""
+    try:
+        check_public_query(text)
+    except QueryError as error:
+        raise ProtocolError(400, f"refused: {error.message}") from error
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> PlainTextResponse:
     return PlainTextResponse(f"{message}\n", status_code=status, headers=headers)
 
@@ -271,6 +279,7 @@ class SparqlService:
         return response
 
     async def _answer(self, request: Request, scope: EndpointScope) -> Response:
+        operation = "request"
         try:
             body = await self._read_body(request) if request.method == "POST" else b""
             parsed = parse_request(
@@ -278,11 +287,12 @@ class SparqlService:
             )
             if parsed is None:
                 return self._describe(scope, request.headers.get("accept"))
+            operation = parsed.operation.value
             if self.store is None or not self.store.confines_datasets:
                 raise ProtocolError(503, "this host's store cannot confine queries to public graphs")
             if parsed.operation is Operation.UPDATE:
                 return await self._update(parsed, scope, request.headers.get("authorization"))
-            check_public_query(parsed.text)
+            _check_public(parsed.text)
             defaults, named = restrict_dataset(parsed, scope.public_graphs)
             accept = request.headers.get("accept")
             if negotiate(accept, [*RESULT_FORMATS, *GRAPH_FORMATS]) is None:
@@ -307,7 +317,7 @@ class SparqlService:
             return _error(error.status, error.message, headers)
         except QueryError as error:
             # The parser's message names the line and column; one line of it is enough for a client.
-            return _error(400, f"malformed query: {_one_line(unshift_position(error.message))}")
+            return _error(400, f"malformed {operation}: {_one_line(unshift_position(error.message))}")
         except StoreError as error:
             return _error(500, f"the store failed: {_one_line(error.message)}")
 
@@ -337,7 +347,7 @@ class SparqlService:
             raise ProtocolError(
                 400, "using-graph-uri/using-named-graph-uri are not supported: write USING clauses"
             )
-        check_public_query(parsed.text)
+        _check_public(parsed.text)
         text = with_base(parsed.text, scope.url)
         check_update(text, scope.public_graphs)
         assert self.store is not None
