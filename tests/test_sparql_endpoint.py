@@ -375,6 +375,13 @@ def test_result_over_the_size_limit_is_422(limited: RunningHost) -> None:
     assert small.status_code == 200 and len(small.json()["results"]["bindings"]) == 3
 
 
+def test_request_body_over_the_cap_is_413(host: RunningHost) -> None:
+    padding = "#" + "x" * (host.runtime.config.limits.max_body_bytes + 1) + "\nASK {}"
+    headers = {"content-type": "application/sparql-query"}
+    response = httpx.post(endpoint(host), content=padding, headers=headers, timeout=10)
+    assert response.status_code == 413 and "request body over" in response.text
+
+
 def test_query_past_the_deadline_is_503(limited: RunningHost) -> None:
     query = "SELECT (COUNT(*) AS ?n) { ?a ?p ?b . ?c ?p ?d }"  # 6.25 million joined rows
     response = httpx.get(endpoint(limited), params={"query": query}, timeout=30)
