@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 8192
     learning_rate: float = 0.01
     weight_decay: float = 1e-4
-    patience: int = 5
+    patience: int = 10
     eval_every: int = 5
     k: int = 20
     seed: int = 0
