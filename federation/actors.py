@@ -146,8 +146,8 @@ class ActorDirectory:
         if actor.node is not None:
             if actor.node.blueprint:
                 document["blueprint"] = actor.node.blueprint
-            if actor.node.sparql_endpoint:
-                document["sparqlEndpoint"] = actor.node.sparql_endpoint
+            # Every node answers SPARQL at {actor}/sparql (federation/sparql.py) unless configured elsewhere.
+            document["sparqlEndpoint"] = actor.node.sparql_endpoint or f"{actor.id}/sparql"
         if actor.group is not None:
             document["hashtag"] = actor.group.hashtag
             document["tag"] = [hashtag_object(base, actor.group.hashtag)]

@@ -221,6 +221,7 @@ def test_actor_document_shape(directory: ActorDirectory) -> None:
     assert document["publicKey"]["id"] == "https://spore.example/nodes/alice#main-key"
     assert document["publicKey"]["publicKeyPem"].startswith("-----BEGIN PUBLIC KEY-----")
     assert "https://w3id.org/spore/context.jsonld" in document["@context"]
+    assert document["sparqlEndpoint"] == "https://spore.example/nodes/alice/sparql"
     group = directory.document(directory.groups["jazz"])
     assert group["type"] == "Group" and group["tag"][0] == {
         "type": "Hashtag",
