@@ -265,8 +265,8 @@ def test_fixpoint_across_rules_needs_more_than_one_pass() -> None:
 # ---- what entail touches ----
 
 
-def node_store() -> EmbeddedStore:
-    store = EmbeddedStore()
+def node_store(path: Path | None = None) -> EmbeddedStore:
+    store = EmbeddedStore(path)
     add(store, BLUEPRINT, (ex("b"), spore("trains"), ex("config")), (ex("b"), TYPE, spore("Blueprint")))
     add(store, CATALOGUE, (ex("artist/1"), TYPE, NamedNode(SCHEMA + "MusicGroup")))
     add(
@@ -279,8 +279,9 @@ def node_store() -> EmbeddedStore:
     return store
 
 
-def test_idempotent_and_asserted_graphs_unchanged() -> None:
-    store = node_store()
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "on-disk"])
+def test_idempotent_and_asserted_graphs_unchanged(on_disk: bool, tmp_path: Path) -> None:
+    store = node_store(tmp_path / "store" if on_disk else None)
     load_ontology_graph(store)
     before = store.dump(format=RdfFormat.N_QUADS)
     first = entail(store, graphs=[BLUEPRINT, CATALOGUE, PRIVATE], into=INFERRED)
@@ -302,8 +303,10 @@ def test_idempotent_and_asserted_graphs_unchanged() -> None:
     assert (ex("l"), NamedNode(SCHEMA + "object"), ex("artist/1")) in facts
 
 
-def test_stale_consequences_go_when_their_premise_goes() -> None:
-    store = node_store()
+@pytest.mark.parametrize("on_disk", [False, True], ids=["in-memory", "on-disk"])
+def test_stale_consequences_go_when_their_premise_goes(on_disk: bool, tmp_path: Path) -> None:
+    """On disk only the difference is written: what no longer follows must still go."""
+    store = node_store(tmp_path / "store" if on_disk else None)
     entail(store, graphs=[BLUEPRINT, PRIVATE], into=INFERRED)
     assert (ex("u"), TYPE, NamedNode(SCHEMA + "Person")) in inferred(store)
     store.update("DELETE WHERE { GRAPH ?g { ?s <https://w3id.org/spore/ns#listener> ?o } }")
