@@ -10,7 +10,7 @@ Before anything is timed, the SPARQL rules must give the instance facts owlrl's 
 With ``--server`` the rules also run through the KnowledgeStore interface on an Oxigraph server (one
 HTTP request per update), with the same consequences.
 
-    python bench/reasoning.py [--listeners 36] [--artists 300] [--repeat 5] [--server] [--json PATH]
+    python bench/entailment.py [--listeners 36] [--artists 300] [--repeat 5] [--server] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,27 +21,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# This script is named like the `reasoning` package, and Python puts its folder first on the path,
-# where `import reasoning` would find this file: import the packages without the folder, then `common`.
-BENCH = str(Path(__file__).resolve().parent)
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(BENCH)]
+import owlrl
+import rdflib
+from pyoxigraph import BlankNode, NamedNode, Quad, RdfFormat, parse
 
-import owlrl  # noqa: E402
-import rdflib  # noqa: E402
-from pyoxigraph import BlankNode, NamedNode, Quad, RdfFormat, parse  # noqa: E402
+from knowledge.graphs import GraphKind, NodeGraphs
+from knowledge.music.importer import import_corpus
+from knowledge.music.rdf import TargetGraphs
+from knowledge.music.synth import SynthParams, synthesize
+from knowledge.store import EmbeddedStore, SparqlEndpointStore, to_rdflib
+from ontology import load_ontology
+from reasoning.rules import Entailment, entail
 
-from knowledge.graphs import GraphKind, NodeGraphs  # noqa: E402
-from knowledge.music.importer import import_corpus  # noqa: E402
-from knowledge.music.rdf import TargetGraphs  # noqa: E402
-from knowledge.music.synth import SynthParams, synthesize  # noqa: E402
-from knowledge.store import EmbeddedStore, SparqlEndpointStore, to_rdflib  # noqa: E402
-from ontology import load_ontology  # noqa: E402
-from reasoning.rules import Entailment, entail  # noqa: E402
-
-sys.path.insert(0, BENCH)
-from store import start_server  # noqa: E402
-
-from common import ROOT, measure, print_table, write_json  # noqa: E402
+from common import ROOT, measure, print_table, write_json
+from store import start_server
 
 NODE = NamedNode("http://127.0.0.1:8000/nodes/bench")
 INFERRED = NamedNode(f"{NODE.value}/graphs/inferred")
