@@ -44,7 +44,7 @@ from models.recommend import RecommendationEngine
 from models.split import PROTOCOL_80_20, PROTOCOL_RECBOLE, InteractionSplit, split_per_listener
 from models.train import TrainConfig
 
-from common import ROOT, print_table, write_json
+from common import ROOT, environment, print_table, write_json
 
 MODELS = ("popularity", "itemknn", "bpr-mf", "lightgcn", "knowledge-lightgcn", "pyg-lightgcn")
 # Measured on request only: the knowledge-aware variant with tags and entities as graph nodes.
@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/recsys.py: no Last.fm-2k data under {args.data} (set SPORE_DATA_DIR)", file=sys.stderr)
         return 2
     torch.set_num_threads(2)
+    # Other work may commit while this runs; the commit the measured code came from is the one now.
+    started = environment()
     tensors, load_seconds = load_tensors(args.data)
     print(f"data: {tensors.describe()} (loaded in {load_seconds:.1f} s)", flush=True)
 
@@ -317,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "recsys",
         {
             "args": {k: str(v) for k, v in vars(args).items()},
+            "environment_at_start": started,
             "data": tensors.describe(),
             "load_seconds": load_seconds,
             "torch": torch.__version__,
