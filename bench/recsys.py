@@ -337,7 +337,16 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-def _row(protocol, name, metrics, seconds, per_epoch, epochs, latency, chosen=None) -> dict[str, Any]:
+def _row(
+    protocol: str,
+    name: str,
+    metrics: RankingMetrics,
+    seconds: float,
+    per_epoch: float | None,
+    epochs: int | None,
+    latency: float | None,
+    chosen: dict[str, int] | None = None,
+) -> dict[str, Any]:
     chosen_text = ", ".join(f"{k}={v}" for k, v in (chosen or {}).items())
     cells = [
         protocol,

@@ -13,8 +13,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # torch-backed types, imported only when a command runs
+    from rdflib import Graph
+
+    from models.adjacency import ModelGraph
+    from models.data import MusicTensors
+    from models.recommend import RankedArtist
+    from models.snapshot import Snapshot
+    from models.train import TrainConfig
 
 __all__ = ["recommend"]
 
@@ -139,7 +149,7 @@ def recommend(
     _write(rdf, ranked, heading, snapshot.sha256, output_format)
 
 
-def _read_tensors(store_dir: Path, node: str | None):  # -> MusicTensors (torch imported lazily)
+def _read_tensors(store_dir: Path, node: str | None) -> MusicTensors:
     from knowledge.music.rdf import DEFAULT_NODE
     from knowledge.store import EmbeddedStore, StoreUnavailable
     from models.graph import load_music_tensors
@@ -162,7 +172,9 @@ def _read_tensors(store_dir: Path, node: str | None):  # -> MusicTensors (torch 
     return tensors
 
 
-def _model(tensors, snapshot_path: Path | None, epochs: int, seed: int, save_dir: Path | None):
+def _model(
+    tensors: MusicTensors, snapshot_path: Path | None, epochs: int, seed: int, save_dir: Path | None
+) -> tuple[Snapshot, ModelGraph]:
     from models.pipeline import build_graph, graph_for_model
     from models.snapshot import SnapshotError, load_snapshot, save_snapshot
 
@@ -194,7 +206,9 @@ def _model(tensors, snapshot_path: Path | None, epochs: int, seed: int, save_dir
     return snapshot, graph
 
 
-def _save_card(snapshot, tensors, config, seconds: float, epochs: int) -> None:
+def _save_card(
+    snapshot: Snapshot, tensors: MusicTensors, config: TrainConfig, seconds: float, epochs: int
+) -> None:
     from models.card import model_card
 
     card = model_card(
@@ -209,7 +223,7 @@ def _save_card(snapshot, tensors, config, seconds: float, epochs: int) -> None:
     card.serialize(destination=snapshot.path.with_suffix(".ttl"), format="turtle")
 
 
-def _write(rdf, ranked, heading: str, sha256: str, output_format: str) -> None:
+def _write(rdf: Graph, ranked: list[RankedArtist], heading: str, sha256: str, output_format: str) -> None:
     if output_format == "turtle":
         sys.stdout.write(rdf.serialize(format="turtle"))
         return
