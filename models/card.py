@@ -92,6 +92,7 @@ def model_card(
     graph.add((subject, DCAT.mediaType, Literal("application/octet-stream")))
     graph.add((subject, SPORE.architecture, architecture))
     graph.add((subject, SPORE.trainingSeconds, _decimal(training_seconds)))
+    graph.add((subject, SPORE.epochs, Literal(epochs, datatype=XSD.integer)))
     graph.add((subject, PROV.generatedAtTime, Literal(when.isoformat(), datatype=XSD.dateTime)))
     graph.add(
         (
@@ -123,6 +124,7 @@ def model_card(
     graph.add((configuration, SPORE.learningRate, _decimal(config.learning_rate)))
     graph.add((configuration, SPORE.batchSize, Literal(config.batch_size, datatype=XSD.integer)))
     graph.add((configuration, SPORE.weightDecay, _decimal(config.weight_decay)))
+    graph.add((configuration, SPORE.seed, Literal(config.seed, datatype=XSD.integer)))
 
     data = BNode()
     graph.add((subject, SPORE.trainingData, data))

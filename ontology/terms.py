@@ -75,6 +75,7 @@ class SPORE(DefinedNamespace):
     cutoff: URIRef
     decidedBy: URIRef
     embeddingDimension: URIRef
+    epochs: URIRef
     evaluates: URIRef
     explanation: URIRef
     fanout: URIRef
@@ -114,6 +115,7 @@ class SPORE(DefinedNamespace):
     samples: URIRef
     schedule: URIRef
     score: URIRef
+    seed: URIRef
     seedArtist: URIRef
     seeksHashtag: URIRef
     sentRowFraction: URIRef

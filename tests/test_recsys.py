@@ -123,6 +123,9 @@ def test_model_card_describes_the_snapshot_and_passes_the_shapes(trained, tmp_pa
     card, iri = _card(trained, tmp_path)
     assert str(iri).startswith("ni:///sha-256;")
     assert card.value(iri, SPORE.architecture) == SPORE.LightGCN
+    toy, split, _, model, config, report = trained
+    assert card.value(iri, SPORE.epochs).toPython() == report.epochs_run
+    assert card.value(card.value(iri, SPORE.configuration), SPORE.seed).toPython() == config.seed
     evaluations = set(card.subjects(SPORE.evaluates, iri))
     assert {card.value(e, SPORE.metric) for e in evaluations} == {
         SPORE.Recall,
