@@ -100,6 +100,44 @@ def sample_negatives(
     return negatives
 
 
+def bpr_epoch(
+    model: EmbeddingRecommender,
+    graph: ModelGraph,
+    train_edges: Tensor,
+    known_pairs: Tensor,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    *,
+    batch_size: int,
+    weight_decay: float,
+) -> float:
+    """One pass over ``train_edges`` in shuffled mini-batches of BPR steps; the mean batch loss.
+
+    Each step propagates the whole graph once, scores every listener's positive against one sampled
+    negative, and adds the L2 penalty on the batch's ego embeddings (LightGCN, He et al. 2020, eq. 15).
+    ``known_pairs`` holds ``listener * num_artists + artist`` of the training pairs, sorted.
+    """
+    order = torch.randperm(train_edges.shape[1], generator=generator)
+    total, batches = 0.0, 0
+    for start in range(0, order.numel(), batch_size):
+        batch = train_edges[:, order[start : start + batch_size]]
+        listeners, positives = batch[0], batch[1]
+        negatives = sample_negatives(listeners, known_pairs, model.num_artists, generator)
+        listener_out, artist_out = model(graph)
+        u = listener_out[listeners]
+        score_pos = (u * artist_out[positives]).sum(dim=1)
+        score_neg = (u * artist_out[negatives]).sum(dim=1)
+        ego_u, ego_items = model.ego(listeners, torch.cat([positives, negatives]))
+        l2 = (ego_u.pow(2).sum() + ego_items.pow(2).sum()) / (2 * listeners.numel())
+        loss = bpr_loss(score_pos, score_neg) + weight_decay * l2
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        batches += 1
+    return total / max(1, batches)
+
+
 def train_bpr(
     model: EmbeddingRecommender,
     graph: ModelGraph,
@@ -133,26 +171,18 @@ def train_bpr(
     for epoch in bar:
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(train_edges.shape[1], generator=generator)
-        total, batches = 0.0, 0
-        for start in range(0, order.numel(), config.batch_size):
-            batch = train_edges[:, order[start : start + config.batch_size]]
-            listeners, positives = batch[0], batch[1]
-            negatives = sample_negatives(listeners, known_pairs, num_artists, generator)
-            listener_out, artist_out = model(graph)
-            u = listener_out[listeners]
-            score_pos = (u * artist_out[positives]).sum(dim=1)
-            score_neg = (u * artist_out[negatives]).sum(dim=1)
-            ego_u, ego_items = model.ego(listeners, torch.cat([positives, negatives]))
-            l2 = (ego_u.pow(2).sum() + ego_items.pow(2).sum()) / (2 * listeners.numel())
-            loss = bpr_loss(score_pos, score_neg) + config.weight_decay * l2
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-            batches += 1
+        mean_loss = bpr_epoch(
+            model,
+            graph,
+            train_edges,
+            known_pairs,
+            optimizer,
+            generator,
+            batch_size=config.batch_size,
+            weight_decay=config.weight_decay,
+        )
         report.seconds += time.perf_counter() - started
-        record = EpochRecord(epoch=epoch, seconds=report.seconds, loss=total / max(1, batches))
+        record = EpochRecord(epoch=epoch, seconds=report.seconds, loss=mean_loss)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             validation = None
             if valid_edges is not None:

@@ -18,7 +18,7 @@ from torch import Tensor
 from agents.protocol.learning import TrainResult, Weights
 from models.adjacency import bipartite_adjacency
 from models.lightgcn import LightGCN
-from models.train import bpr_loss, evaluate_model, sample_negatives
+from models.train import bpr_epoch, evaluate_model
 
 __all__ = ["LightGCNLearner"]
 
@@ -80,27 +80,22 @@ class LightGCNLearner:
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         model.train()
-        total, batches = 0.0, 0
-        for _ in range(self.local_epochs):
-            order = torch.randperm(self.train_edges.shape[1], generator=generator)
-            for start in range(0, order.numel(), self.batch_size):
-                batch = self.train_edges[:, order[start : start + self.batch_size]]
-                listeners, positives = batch[0], batch[1]
-                negatives = sample_negatives(listeners, self._known, self.num_artists, generator)
-                listener_out, artist_out = model(self._graph)
-                u = listener_out[listeners]
-                score_pos = (u * artist_out[positives]).sum(dim=1)
-                score_neg = (u * artist_out[negatives]).sum(dim=1)
-                ego_u, ego_items = model.ego(listeners, torch.cat([positives, negatives]))
-                l2 = (ego_u.pow(2).sum() + ego_items.pow(2).sum()) / (2 * listeners.numel())
-                loss = bpr_loss(score_pos, score_neg) + self.weight_decay * l2
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach())
-                batches += 1
+        # Every epoch has the same number of batches, so the mean of epoch means is the mean batch loss.
+        losses = [
+            bpr_epoch(
+                model,
+                self._graph,
+                self.train_edges,
+                self._known,
+                optimizer,
+                generator,
+                batch_size=self.batch_size,
+                weight_decay=self.weight_decay,
+            )
+            for _ in range(self.local_epochs)
+        ]
         new = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
-        return TrainResult(new, int(self.train_edges.shape[1]), {"loss": total / max(1, batches)})
+        return TrainResult(new, int(self.train_edges.shape[1]), {"loss": sum(losses) / max(1, len(losses))})
 
     def evaluate(self, weights: Weights) -> dict[str, float]:
         if self.held_out.shape[1] == 0:
