@@ -143,7 +143,13 @@ class Outbox:
 
     # -- social graph ----------------------------------------------------------------------------
     def follow(self, actor: LocalActor, target: str, inbox: str) -> dict[str, Any]:
-        activity = self.activity(actor, ActivityType.FOLLOW, target, to=[target])
+        return self._ask_to_follow(actor, ActivityType.FOLLOW, target, inbox)
+
+    def _ask_to_follow(
+        self, actor: LocalActor, kind: ActivityType, target: str, inbox: str
+    ) -> dict[str, Any]:
+        """Follow an actor or Join a group: both wait, pending, for the target's Accept."""
+        activity = self.activity(actor, kind, target, to=[target])
         self.state.relate(
             actor.id,
             target,
@@ -182,18 +188,7 @@ class Outbox:
         return activity
 
     def join(self, actor: LocalActor, group: str, inbox: str) -> dict[str, Any]:
-        activity = self.activity(actor, ActivityType.JOIN, group, to=[group])
-        self.state.relate(
-            actor.id,
-            group,
-            Relation.FOLLOWING,
-            state="pending",
-            activity_id=activity["id"],
-            inbox=inbox,
-            now=self.clock(),
-        )
-        self.send(actor, activity, [inbox])
-        return activity
+        return self._ask_to_follow(actor, ActivityType.JOIN, group, inbox)
 
     def leave(self, actor: LocalActor, group: str, inbox: str) -> dict[str, Any]:
         activity = self.activity(actor, ActivityType.LEAVE, group, to=[group])
