@@ -15,11 +15,10 @@ import torch
 from torch import Tensor
 
 from agents.protocol.context import NodeContext
-from agents.protocol.learning import RuleResolver, resolve_rule, shared_part
-from agents.protocol.messages import BlueprintSummary, GroupInfo, Schedule, shapes_of
+from agents.protocol.learning import RuleResolver, resolve_rule
+from agents.protocol.messages import Schedule
 from agents.protocol.recommender import LightGCNLearner
-from agents.protocol.state import initial_state
-from agents.scenarios import WEIGHTED_MEAN, actor_iri
+from agents.scenarios import WEIGHTED_MEAN, actor_iri, add_grouped_node
 from agents.simulator import Simulator
 from knowledge.music import SynthParams, synthesize
 from models.data import MusicTensors
@@ -137,40 +136,26 @@ def recsys_fungiverse(
             num_layers=num_layers,
             local_epochs=local_epochs,
         )
-        weights = learner.initial_weights(seed * 1_000_003 + index)
-        shapes = shapes_of(shared_part(weights))
-        blueprint = BlueprintSummary(iri=f"{actor}/blueprint", architecture=LIGHTGCN, shared_shapes=shapes)
-        hashtag = f"#fungi{index // group_size}"
-        owns: tuple[GroupInfo, ...] = ()
-        if index % group_size == 0:
-            owns = (
-                GroupInfo(
-                    iri=f"{actor}/groups/{hashtag[1:]}",
-                    hashtag=hashtag,
-                    owner=actor,
-                    aggregation_rule=aggregation_rule,
-                    schedule=schedule,
-                    round_timeout=round_timeout,
-                    shared_shapes=shapes,
-                    row_fraction=row_fraction,
-                    quantize=quantize,
-                ),
-            )
-        state = initial_state(
-            actor,
-            seed=seed * 1_000_003 + index,
-            blueprint=blueprint,
-            weights=weights,
-            seeks=(hashtag,),
-            owns=owns,
+        add_grouped_node(
+            simulator,
+            index=index,
+            actor=actor,
+            weights=learner.initial_weights(seed * 1_000_003 + index),
+            architecture=LIGHTGCN,
+            group_size=group_size,
+            seed=seed,
+            context=NodeContext(
+                learner=learner,
+                rule_for=rule_for,
+                train_seconds=train_seconds,
+                max_rounds=max_rounds,
+                announce_interval=10 * round_timeout,
+                evaluate=evaluate,
+            ),
+            aggregation_rule=aggregation_rule,
+            schedule=schedule,
+            round_timeout=round_timeout,
+            row_fraction=row_fraction,
+            quantize=quantize,
         )
-        ctx = NodeContext(
-            learner=learner,
-            rule_for=rule_for,
-            train_seconds=train_seconds,
-            max_rounds=max_rounds,
-            announce_interval=10 * round_timeout,
-            evaluate=evaluate,
-        )
-        simulator.add_node(ctx, state)
     return RecsysFungiverse(simulator, actors, tensors, data)

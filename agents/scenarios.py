@@ -20,7 +20,7 @@ from agents.protocol.messages import BlueprintSummary, GroupInfo, Schedule, shap
 from agents.protocol.state import initial_state
 from agents.simulator import Simulator
 
-__all__ = ["LINEAR_ARCHITECTURE", "Fungiverse", "actor_iri", "linear_fungiverse"]
+__all__ = ["LINEAR_ARCHITECTURE", "Fungiverse", "actor_iri", "add_grouped_node", "linear_fungiverse"]
 
 LINEAR_ARCHITECTURE = "https://w3id.org/spore/ns#LinearModel"
 WEIGHTED_MEAN = "https://w3id.org/spore/ns#WeightedMean"
@@ -47,6 +47,49 @@ class Fungiverse:
     def members_of(self, group: GroupInfo) -> list[str]:
         start = self.groups.index(group) * self.group_size
         return self.actors[start : start + self.group_size]
+
+
+def add_grouped_node(
+    simulator: Simulator,
+    *,
+    index: int,
+    actor: str,
+    weights: dict[str, torch.Tensor],
+    architecture: str,
+    group_size: int,
+    seed: int,
+    context: NodeContext,
+    at: float = 0.0,
+    **group: Any,
+) -> GroupInfo | None:
+    """Add node ``index`` seeking group ``#fungi{index // group_size}``; the group's first node owns it.
+
+    ``group`` holds the owned group's settings (:class:`GroupInfo` fields such as ``aggregation_rule``,
+    ``schedule``, ``round_timeout``); the owned group is returned so that a scenario can list it.
+    """
+    blueprint = BlueprintSummary(
+        iri=f"{actor}/blueprint", architecture=architecture, shared_shapes=shapes_of(shared_part(weights))
+    )
+    hashtag = f"#fungi{index // group_size}"
+    owned = None
+    if index % group_size == 0:
+        owned = GroupInfo(
+            iri=f"{actor}/groups/{hashtag[1:]}",
+            hashtag=hashtag,
+            owner=actor,
+            shared_shapes=blueprint.shared_shapes,
+            **group,
+        )
+    state = initial_state(
+        actor,
+        seed=seed * 1_000_003 + index,
+        blueprint=blueprint,
+        weights=weights,
+        seeks=(hashtag,),
+        owns=() if owned is None else (owned,),
+    )
+    simulator.add_node(context, state, at=at)
+    return owned
 
 
 def linear_fungiverse(
@@ -84,44 +127,30 @@ def linear_fungiverse(
     for index, actor in enumerate(actors):
         rows = slice(index * rows_per_node, (index + 1) * rows_per_node)
         learner = LinearLearner(features[rows], targets[rows])
-        weights = learner.initial_weights(seed)  # same seed: the group starts from one model
-        blueprint = BlueprintSummary(
-            iri=f"{actor}/blueprint",
+        owned = add_grouped_node(
+            simulator,
+            index=index,
+            actor=actor,
+            weights=learner.initial_weights(seed),  # same seed: the group starts from one model
             architecture=LINEAR_ARCHITECTURE,
-            shared_shapes=shapes_of(shared_part(weights)),
+            group_size=group_size,
+            seed=seed,
+            context=NodeContext(
+                learner=learner,
+                rule_for=rule_for,
+                train_seconds=train_seconds,
+                max_rounds=max_rounds,
+                announce_interval=announce_interval if announce_interval is not None else 10 * round_timeout,
+                evaluate=evaluate,
+            ),
+            at=(boot_at or {}).get(index, 0.0),
+            aggregation_rule=aggregation_rule,
+            schedule=schedule,
+            round_timeout=round_timeout,
+            fanout=fanout,
+            row_fraction=row_fraction,
+            quantize=quantize,
         )
-        owns: tuple[GroupInfo, ...] = ()
-        hashtag = f"#fungi{index // group_size}"
-        if index % group_size == 0:
-            group = GroupInfo(
-                iri=f"{actor}/groups/{hashtag[1:]}",
-                hashtag=hashtag,
-                owner=actor,
-                aggregation_rule=aggregation_rule,
-                schedule=schedule,
-                round_timeout=round_timeout,
-                fanout=fanout,
-                shared_shapes=blueprint.shared_shapes,
-                row_fraction=row_fraction,
-                quantize=quantize,
-            )
-            groups.append(group)
-            owns = (group,)
-        state = initial_state(
-            actor,
-            seed=seed * 1_000_003 + index,
-            blueprint=blueprint,
-            weights=weights,
-            seeks=(hashtag,),
-            owns=owns,
-        )
-        ctx = NodeContext(
-            learner=learner,
-            rule_for=rule_for,
-            train_seconds=train_seconds,
-            max_rounds=max_rounds,
-            announce_interval=announce_interval if announce_interval is not None else 10 * round_timeout,
-            evaluate=evaluate,
-        )
-        simulator.add_node(ctx, state, at=(boot_at or {}).get(index, 0.0))
+        if owned is not None:
+            groups.append(owned)
     return Fungiverse(simulator, actors, groups, features, true_weight, group_size)
