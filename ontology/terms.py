@@ -16,6 +16,7 @@ class SPORE(DefinedNamespace):
     AdmissionBehaviour: URIRef
     AggregationBehaviour: URIRef
     AggregationRule: URIRef
+    AggregationRuleMutation: URIRef
     Architecture: URIRef
     Behaviour: URIRef
     Blueprint: URIRef
@@ -24,6 +25,7 @@ class SPORE(DefinedNamespace):
     Coverage: URIRef
     Decision: URIRef
     DefederationDecision: URIRef
+    EmbeddingDimensionMutation: URIRef
     Evaluation: URIRef
     FungusNode: URIRef
     HitRate: URIRef
@@ -31,10 +33,13 @@ class SPORE(DefinedNamespace):
     KnowledgeEntity: URIRef
     KnowledgeLightGCN: URIRef
     Krum: URIRef
+    LayersMutation: URIRef
     LearningGroup: URIRef
+    LearningRateMutation: URIRef
     LightGCN: URIRef
     LinearModel: URIRef
     Listening: URIRef
+    LocalEpochsMutation: URIRef
     MatrixFactorization: URIRef
     Membership: URIRef
     Metric: URIRef
@@ -43,6 +48,8 @@ class SPORE(DefinedNamespace):
     ModelSnapshot: URIRef
     ModelUpdate: URIRef
     MutationDecision: URIRef
+    MutationOperator: URIRef
+    MutationRateMutation: URIRef
     NDCG: URIRef
     Option: URIRef
     Policy: URIRef
@@ -52,7 +59,10 @@ class SPORE(DefinedNamespace):
     RecommendationBehaviour: URIRef
     RecommendedItem: URIRef
     SpawnDecision: URIRef
+    StagnationRoundsMutation: URIRef
     SwitchGroupDecision: URIRef
+    SwitchMarginMutation: URIRef
+    SwitchPatienceMutation: URIRef
     Tagging: URIRef
     TrainingBehaviour: URIRef
     TrainingRound: URIRef
@@ -69,6 +79,7 @@ class SPORE(DefinedNamespace):
     blueprint: URIRef
     byzantineTolerance: URIRef
     changeNote: URIRef
+    choice: URIRef
     chosen: URIRef
     claimed: URIRef
     configuration: URIRef
@@ -78,6 +89,7 @@ class SPORE(DefinedNamespace):
     epochs: URIRef
     evaluates: URIRef
     explanation: URIRef
+    factor: URIRef
     fanout: URIRef
     forListener: URIRef
     format: URIRef
@@ -96,13 +108,16 @@ class SPORE(DefinedNamespace):
     localEpochs: URIRef
     madeWith: URIRef
     maxChildren: URIRef
+    maximum: URIRef
     measuredOn: URIRef
     member: URIRef
     memberOf: URIRef
     members: URIRef
     metric: URIRef
     metrics: URIRef
+    minimum: URIRef
     moduleId: URIRef
+    mutates: URIRef
     mutationRate: URIRef
     nodeName: URIRef
     outlierThreshold: URIRef
@@ -125,6 +140,7 @@ class SPORE(DefinedNamespace):
     snapshotOf: URIRef
     split: URIRef
     stagnationRounds: URIRef
+    step: URIRef
     switchMargin: URIRef
     switchPatience: URIRef
     tag: URIRef
