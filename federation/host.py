@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
+from federation.observability import HostMetrics, observability_router
 from federation.outbox import refuse_private_graph
 from federation.processing import AdmissionPolicy, QuadSink, admit_all
 from federation.routes import actor_router, discovery_router, inbox_router, object_router
@@ -41,6 +42,7 @@ def build_host(
     admission: AdmissionPolicy = admit_all,
     resolver: Resolver = system_resolver,
     check_outgoing: Callable[[dict[str, Any]], None] = refuse_private_graph,
+    metrics: HostMetrics | None = None,
 ) -> FastAPI:
     """Build a host app; ``app.state.runtime`` is its :class:`HostRuntime` (workers start with the app)."""
     runtime = HostRuntime(
@@ -51,6 +53,7 @@ def build_host(
         admission=admission,
         resolver=resolver,
         check_outgoing=check_outgoing,
+        metrics=metrics or HostMetrics(),
     )
 
     @asynccontextmanager
@@ -76,6 +79,7 @@ def build_host(
         actor_router(runtime),
         object_router(runtime),
         sparql_router(runtime),
+        observability_router(runtime),
     ):
         app.include_router(router)
     return app

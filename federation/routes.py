@@ -242,6 +242,7 @@ def inbox_router(runtime: HostRuntime) -> APIRouter:
                 body=body,
             )
             result = await runtime.pipeline.receive(signed, inbox_owner=owner.id if owner else None)
+        runtime.metrics.inbox_verdict(result.verdict.value)
         payload = {"status": result.verdict.value, "detail": result.detail}
         if result.signature_failure is not None:
             payload["signature"] = result.signature_failure.value

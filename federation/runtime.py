@@ -21,6 +21,7 @@ from federation.config import HostConfig
 from federation.delivery import Delivery, DeliveryQueue
 from federation.inbox import InboxPipeline
 from federation.keyring import KeyRing, actor_endpoints
+from federation.observability import HostMetrics
 from federation.outbox import Outbox, refuse_private_graph
 from federation.processing import AdmissionPolicy, Processor, QuadSink, admit_all
 from federation.ratelimit import RateLimiter
@@ -43,6 +44,7 @@ class HostRuntime:
     resolver: Resolver = system_resolver
     signing_scheme: SigningScheme = SigningScheme.CAVAGE
     check_outgoing: Callable[[dict[str, Any]], None] = refuse_private_graph
+    metrics: HostMetrics = field(default_factory=HostMetrics)  # /metrics; the node runtime feeds it too
     actors: ActorDirectory = field(init=False)
     state: FederationState = field(init=False)
     deliveries: DeliveryQueue = field(init=False)
@@ -109,9 +111,16 @@ class HostRuntime:
         self.loop = asyncio.get_running_loop()
         self._tasks = [
             asyncio.create_task(self.processor.run(), name="spore-inbox-worker"),
-            asyncio.create_task(self.deliveries.run(self.deliver), name="spore-delivery-worker"),
+            asyncio.create_task(
+                self.deliveries.run(self.metrics.counting_deliveries(self.deliver)),
+                name="spore-delivery-worker",
+            ),
             asyncio.create_task(self._forget_old_ids(), name="spore-seen-pruner"),
         ]
+
+    def workers(self) -> dict[str, bool]:
+        """The background workers by name, and whether each is still running (for ``/healthz``)."""
+        return {task.get_name(): not task.done() for task in self._tasks}
 
     async def _forget_old_ids(self, *, keep_seconds: float = 7 * 86400, every_seconds: float = 3600) -> None:
         while True:
