@@ -144,6 +144,37 @@ class FederationClient:
             return document
         raise FetchError(f"GET {url} redirected more than {MAX_REDIRECTS} times")
 
+    async def get_bytes(
+        self,
+        url: str,
+        *,
+        sign_as: ActorKey | None = None,
+        max_bytes: int | None = None,
+        scheme: SigningScheme = SigningScheme.CAVAGE,
+    ) -> bytes:
+        """GET raw bytes (a content-addressed artifact), signed, SSRF-guarded, capped at ``max_bytes``.
+
+        No redirects: an artifact is named by its hash at its owner's URL, so a redirect is refused.
+        """
+        await _guard(url, self.policy, self.resolver)
+        headers = {"accept": "application/octet-stream", **self._sign("GET", url, None, sign_as, scheme)}
+        cap = self.max_response_bytes if max_bytes is None else max_bytes
+        try:
+            async with self._http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    status = response.status_code
+                    raise FetchError(f"GET {url} answered {status}", status=status)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise FetchError(f"{url} answered more than {cap} bytes")
+                    chunks.append(chunk)
+        except httpx.HTTPError as error:
+            raise FetchError(f"GET {url} failed: {error}") from error
+        return b"".join(chunks)
+
     async def post(
         self, url: str, body: bytes, *, sign_as: ActorKey, scheme: SigningScheme = SigningScheme.CAVAGE
     ) -> httpx.Response:

@@ -26,13 +26,16 @@ from federation.state import FederationState, Relation
 from federation.vocab import ActivityType, id_of, ids_of, types_of
 from knowledge.graphs import GraphKind, graph_iri
 
-__all__ = ["Processor", "AdmissionPolicy", "QuadSink", "admit_all", "sanitise", "peers_graph"]
+__all__ = ["Processor", "AdmissionPolicy", "Intercept", "QuadSink", "admit_all", "sanitise", "peers_graph"]
 
 log = logging.getLogger(__name__)
 
 # The node runtime decides who may join a learning group; the default admits anyone not blocked.
 AdmissionPolicy = Callable[[GroupSpec, str], bool]
 FetchActor = Callable[[str], Awaitable[dict[str, Any]]]
+# A hook that takes an activity before the default handlers (the SPORE protocol's node runtime);
+# it returns True when it consumed the activity, so that no default handler also acts on it.
+Intercept = Callable[[dict[str, Any], RemoteKey, list[LocalActor]], Awaitable[bool]]
 _TEXT_KEYS = ("content", "summary", "name")
 
 
@@ -132,6 +135,7 @@ class Processor:
         self.batch_size = batch_size
         self.queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=queue_size)
         self.processed = 0
+        self.intercept: Intercept | None = None
 
     async def submit(self, activity: dict[str, Any], signer: RemoteKey, inbox_owner: str | None) -> bool:
         try:
@@ -212,6 +216,8 @@ class Processor:
 
     async def handle(self, activity: dict[str, Any], signer: RemoteKey, recipients: list[LocalActor]) -> None:
         """Run the side effect of each of the activity's types (one handler per type, see ``_HANDLERS``)."""
+        if self.intercept is not None and await self.intercept(activity, signer, recipients):
+            return
         incoming = Incoming(
             activity, signer, self.actors.by_id(id_of(activity.get("object")) or ""), self.clock()
         )
