@@ -26,13 +26,25 @@ from federation.state import FederationState, Relation
 from federation.vocab import ActivityType, id_of, ids_of, types_of
 from knowledge.graphs import GraphKind, graph_iri
 
-__all__ = ["Processor", "AdmissionPolicy", "Intercept", "QuadSink", "admit_all", "sanitise", "peers_graph"]
+__all__ = [
+    "Processor",
+    "AdmissionPolicy",
+    "CreateListener",
+    "Intercept",
+    "QuadSink",
+    "admit_all",
+    "sanitise",
+    "peers_graph",
+]
 
 log = logging.getLogger(__name__)
 
 # The node runtime decides who may join a learning group; the default admits anyone not blocked.
 AdmissionPolicy = Callable[[GroupSpec, str], bool]
 FetchActor = Callable[[str], Awaitable[dict[str, Any]]]
+# Called for every verified Create with (activity, signer's actor id, its actor document if known):
+# how features such as answering asks (federation/mentions.py) see Notes without a handler of their own.
+CreateListener = Callable[[dict[str, Any], str, dict[str, Any] | None], Awaitable[None]]
 # A hook that takes an activity before the default handlers (the SPORE protocol's node runtime);
 # it returns True when it consumed the activity, so that no default handler also acts on it.
 Intercept = Callable[[dict[str, Any], RemoteKey, list[LocalActor]], Awaitable[bool]]
@@ -135,6 +147,7 @@ class Processor:
         self.batch_size = batch_size
         self.queue: asyncio.Queue[Received] = asyncio.Queue(maxsize=queue_size)
         self.processed = 0
+        self.create_listeners: list[CreateListener] = []
         self.intercept: Intercept | None = None
 
     async def submit(self, activity: dict[str, Any], signer: RemoteKey, inbox_owner: str | None) -> bool:
@@ -307,6 +320,8 @@ class Processor:
                 continue
             if self.state.relation_state(group.id, incoming.actor, Relation.MEMBER) == "accepted":
                 self.outbox.announce(group, incoming.activity)
+        for listener in self.create_listeners:
+            await listener(incoming.activity, incoming.actor, incoming.signer.actor)
 
     async def _update(self, incoming: Incoming) -> None:
         if id_of(incoming.activity.get("object")) == incoming.actor:
