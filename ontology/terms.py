@@ -72,10 +72,12 @@ class SPORE(DefinedNamespace):
     accusationQuorum: URIRef
     accused: URIRef
     aggregationRule: URIRef
+    appealWindow: URIRef
     architecture: URIRef
     artist: URIRef
     batchSize: URIRef
     blockedHost: URIRef
+    blocks: URIRef
     blueprint: URIRef
     byzantineTolerance: URIRef
     changeNote: URIRef
@@ -88,6 +90,7 @@ class SPORE(DefinedNamespace):
     embeddingDimension: URIRef
     epochs: URIRef
     evaluates: URIRef
+    evidence: URIRef
     explanation: URIRef
     factor: URIRef
     fanout: URIRef
@@ -120,6 +123,7 @@ class SPORE(DefinedNamespace):
     mutates: URIRef
     mutationRate: URIRef
     nodeName: URIRef
+    offence: URIRef
     outlierThreshold: URIRef
     playCount: URIRef
     policy: URIRef
@@ -138,9 +142,11 @@ class SPORE(DefinedNamespace):
     sharedShapes: URIRef
     since: URIRef
     snapshotOf: URIRef
+    spawnedBy: URIRef
     split: URIRef
     stagnationRounds: URIRef
     step: URIRef
+    strikesToBlock: URIRef
     switchMargin: URIRef
     switchPatience: URIRef
     tag: URIRef
@@ -149,6 +155,7 @@ class SPORE(DefinedNamespace):
     trainingSeconds: URIRef
     trains: URIRef
     trimmedFraction: URIRef
+    unblocks: URIRef
     usesModule: URIRef
     value: URIRef
     weighed: URIRef
