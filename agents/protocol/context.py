@@ -7,14 +7,17 @@ the simulator and under HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from torch import Tensor
 
 from agents.protocol.learning import Learner, RuleResolver, is_shared, resolve_rule
-from agents.protocol.messages import BlueprintSummary, Join
-from agents.protocol.state import OwnedGroup
+from agents.protocol.messages import BlueprintSummary, Join, Message, ModelUpdate
+from agents.protocol.state import NodeState, OwnedGroup
 
-__all__ = ["AdmissionPolicy", "NodeContext", "admission_policy"]
+__all__ = ["AdmissionPolicy", "Defence", "NodeContext", "admission_policy"]
 
 # Returns None to admit, or a one-line reason for the Reject.
 AdmissionPolicy = Callable[[OwnedGroup, Join], str | None]
@@ -44,6 +47,28 @@ def admission_policy(
     return admit
 
 
+class Defence(Protocol):
+    """Defederation plugged into the core (``agents/protocol/defence.py``): screening a round's
+    updates before the merge, and acting on Flag/Block/Undo. Both are pure, like the core."""
+
+    def screen(
+        self,
+        ctx: NodeContext,
+        state: NodeState,
+        contributions: Mapping[str, ModelUpdate],
+        base: Mapping[str, Tensor],
+        now: float,
+    ) -> tuple[NodeState, list[Message], frozenset[str]]:
+        """Judge the round's updates; the new state, messages to send, and senders left out."""
+        ...
+
+    def receive(
+        self, ctx: NodeContext, state: NodeState, message: Message, now: float
+    ) -> tuple[NodeState, list[Message]]:
+        """Act on a Flag, Block or Undo addressed to this node."""
+        ...
+
+
 @dataclass(frozen=True)
 class NodeContext:
     """Injected dependencies and timing of one node (virtual seconds under the simulator).
@@ -64,3 +89,4 @@ class NodeContext:
     evict_after: int = 3
     announce_interval: float | None = None
     evaluate: bool = True
+    defence: Defence | None = None

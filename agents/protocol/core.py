@@ -23,13 +23,16 @@ from agents.protocol.messages import (
     Accept,
     Add,
     Announce,
+    Block,
     Create,
+    Flag,
     Join,
     Leave,
     Message,
     ModelUpdate,
     Reject,
     Remove,
+    Undo,
 )
 from agents.protocol.rounds import accept_update, finish_round_if_due, publish, start_round
 from agents.protocol.state import Membership, NodeState, Phase, count
@@ -102,6 +105,9 @@ def _deliver(
     if message.actor != envelope.sender:
         # An activity must come from its own actor; a relay or forger is not trusted to speak for it.
         return count(state, "dropped:forged"), []
+    if envelope.sender in state.blocked:
+        # Defederated: nothing from a blocked actor is acted on (reasoning/defederation.py decides).
+        return count(state, "dropped:blocked"), []
     if state.actor not in message.to and PUBLIC not in message.to:
         return count(state, "dropped:not-addressed"), []
     handler = registry.handler_for(message)
@@ -203,6 +209,9 @@ def default_handlers() -> HandlerRegistry:
     registry.on(Add)(_on_add)
     registry.on(Remove)(_on_remove)
     registry.on(Create)(_on_create)
+    registry.on(Flag)(_on_defederation)
+    registry.on(Block)(_on_defederation)
+    registry.on(Undo)(_on_defederation)
     registry.on(Message)(_on_other)
     return registry
 
@@ -281,7 +290,7 @@ def _on_accept(ctx: NodeContext, state: NodeState, message: Message, now: float)
         if message.model.shapes != state.blueprint.shared_shapes:
             return count(replace(state, pending_join=None), "dropped:shape-mismatch"), []
         weights.update(message.model.parameters)
-    members = set(message.members) | {state.actor}
+    members = (set(message.members) - state.blocked) | {state.actor}
     for member, added in state.early_roster:
         if added:
             members.add(member)
@@ -351,6 +360,8 @@ def _on_add(ctx: NodeContext, state: NodeState, message: Message, now: float) ->
     if membership is None:
         early = _early(state, message)
         return (early, []) if early is not None else (count(state, "dropped:not-from-owner"), [])
+    if message.member in state.blocked:
+        return count(state, "dropped:blocked-member"), []
     return replace(state, membership=replace(membership, members=membership.members | {message.member})), []
 
 
@@ -368,6 +379,12 @@ def _on_remove(ctx: NodeContext, state: NodeState, message: Message, now: float)
 def _on_create(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
     assert isinstance(message, Create)
     return accept_update(ctx, state, message.actor, message.update, now)
+
+
+def _on_defederation(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
+    if ctx.defence is None:
+        return count(state, "dropped:unsupported"), []
+    return ctx.defence.receive(ctx, state, message, now)
 
 
 _DEFAULT = default_handlers()

@@ -33,8 +33,10 @@ __all__ = [
     "Accept",
     "Add",
     "Announce",
+    "Block",
     "BlueprintSummary",
     "Create",
+    "Flag",
     "GroupInfo",
     "Join",
     "Leave",
@@ -44,6 +46,7 @@ __all__ = [
     "Reject",
     "Remove",
     "Schedule",
+    "Undo",
     "freeze_parameters",
     "parameters_digest",
     "shapes_of",
@@ -360,3 +363,70 @@ class Create(Message):
 
     activity_type: ClassVar[str] = "Create"
     update: ModelUpdate
+
+
+# Defederation (docs/spore-protocol.md section 8; reasoning/defederation.py decides when) ----------
+
+OFFENCES = ("outlier-update", "unreproduced-metric", "shape-violation", "signature-failure")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flag(Message):
+    """A signed accusation (AS ``Flag``): ``accused`` misbehaved in ``round``, citing ``evidence``.
+
+    Evidence names resources others can check, such as the content-addressed artifact of the
+    accused's update (``<accused>/artifacts/<sha256>``). Receivers weigh it by the accuser's
+    standing; one Flag alone never makes them block anyone.
+    """
+
+    activity_type: ClassVar[str] = "Flag"
+    accused: str
+    offence: str
+    round: int
+    evidence: tuple[str, ...]
+    explanation: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.accused, "accused")
+        if self.accused == self.actor:
+            raise MessageError("a node cannot accuse itself")
+        if self.offence not in OFFENCES:
+            raise MessageError(f"offence must be one of {OFFENCES}, got {self.offence!r}")
+        if not isinstance(self.round, int) or self.round < 0:
+            raise MessageError("flag round must be a non-negative integer")
+        if not isinstance(self.evidence, tuple) or not self.evidence:
+            raise MessageError("an accusation must cite at least one piece of evidence")
+        for item in self.evidence:
+            _require_iri(item, "evidence")
+        if not isinstance(self.explanation, str) or not self.explanation or "\n" in self.explanation:
+            raise MessageError("an accusation needs a one-line explanation")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Block(Message):
+    """The actor stops exchanging with ``blocked`` (AS ``Block``, sent to the blocked actor)."""
+
+    activity_type: ClassVar[str] = "Block"
+    blocked: str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.blocked, "blocked actor")
+        if self.blocked == self.actor:
+            raise MessageError("a node cannot block itself")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Undo(Message):
+    """The actor lifts its earlier ``block`` (AS ``Undo`` whose object is the Block)."""
+
+    activity_type: ClassVar[str] = "Undo"
+    block: Block
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.block.actor != self.actor:
+            raise MessageError("only the actor that blocked may undo the block")

@@ -122,7 +122,7 @@ def _update(
 
 
 def _recipients(state: NodeState, membership: Membership, round_number: int) -> tuple[str, ...]:
-    peers = sorted(membership.members - {state.actor})
+    peers = sorted(membership.members - {state.actor} - state.blocked)
     if membership.group.schedule == Schedule.GOSSIP and len(peers) > membership.group.fanout:
         rng = node_random(state, "gossip", round_number)
         peers = sorted(rng.sample(peers, membership.group.fanout))
@@ -198,7 +198,9 @@ def finish_round_if_due(ctx: NodeContext, state: NodeState, now: float) -> Step:
     if membership is None or membership.phase != Phase.GATHERING or membership.deadline is None:
         return state, []
     current = membership.pending.get(membership.round, {})
-    complete = membership.group.schedule == Schedule.SYNC and membership.members <= set(current)
+    complete = membership.group.schedule == Schedule.SYNC and membership.members - state.blocked <= set(
+        current
+    )
     if not complete and now < membership.deadline:
         return state, []
     return _finish_round(ctx, state, now)
@@ -216,9 +218,16 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
         contributions = latest
     else:
         contributions = dict(current)
+    base = dict(membership.base) or shared_part(state.weights)
+    screened: list[Message] = []
+    if ctx.defence is not None:
+        # Defederation screens the updates before they are merged; those it leaves out never count.
+        state, screened, excluded = ctx.defence.screen(ctx, state, contributions, base, now)
+        contributions = {sender: u for sender, u in contributions.items() if sender not in excluded}
+        membership = state.membership
+        assert membership is not None
     names = sorted(contributions)
     rule = ctx.rule_for(membership.group.aggregation_rule)
-    base = dict(membership.base) or shared_part(state.weights)
     merged = rule(
         [_contribution(name, contributions[name], base) for name in names],
         reference=base,
@@ -244,6 +253,7 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
         membership=replace(membership, round=next_round, pending=pending, phase=Phase.IDLE),
     )
     state, outbox = _evict_silent(ctx, count(state, "merged"), membership.round, names)
+    outbox = [*screened, *outbox]
     if state.membership is None:
         return state, outbox
     return start_round(ctx, state, now), outbox

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from torch import Tensor
 
@@ -96,6 +97,10 @@ class NodeState:
     counters: Mapping[str, int] = field(default_factory=dict)
     # Error feedback: what compression has not sent yet, added to the next round's change.
     residual: Mapping[str, Tensor] = field(default_factory=dict)
+    # Defederation: actors this node no longer exchanges with (their deliveries are dropped), and
+    # the injected defence's own memory (reasoning.defederation.Ledger), opaque to the core.
+    blocked: frozenset[str] = frozenset()
+    defence: Any = None
 
     def next_id(self, kind: str) -> tuple[NodeState, str]:
         """A fresh activity id under this actor; ids are never reused, even across rounds."""

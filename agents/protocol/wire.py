@@ -25,8 +25,10 @@ from agents.protocol.messages import (
     Accept,
     Add,
     Announce,
+    Block,
     BlueprintSummary,
     Create,
+    Flag,
     GroupInfo,
     Join,
     Leave,
@@ -35,6 +37,7 @@ from agents.protocol.messages import (
     ModelUpdate,
     Reject,
     Remove,
+    Undo,
 )
 from models.compression import FORMAT as DELTA_FORMAT
 from models.compression import MalformedDeltaError
@@ -231,6 +234,22 @@ def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
     elif isinstance(message, Create):
         activity["object"] = _update_json(message.update, message.actor)
         artifacts[message.update.sha256] = _artifact(message.update)
+    elif isinstance(message, Flag):
+        activity.update(
+            object=message.accused,
+            summary=message.explanation,
+            **{
+                "spore:offence": message.offence,
+                "spore:roundNumber": message.round,
+                "spore:evidence": [{"id": item} for item in message.evidence],
+            },
+        )
+    elif isinstance(message, Block):
+        activity.update(object=message.blocked, summary=message.reason)
+    elif isinstance(message, Undo):
+        block = {"id": message.block.id, "type": "Block", "actor": message.block.actor}
+        block.update(to=list(message.block.to), object=message.block.blocked, summary=message.block.reason)
+        activity.update(object=block, summary=message.reason)
     else:
         raise MessageError(f"no wire form for {type(message).__name__}")
     return activity, artifacts
@@ -299,7 +318,30 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
             )
         case "Create":
             return Create(**common, update=_update_from(activity["object"], artifacts))
+        case "Flag":
+            return Flag(
+                **common,
+                accused=_iri(activity["object"]),
+                offence=activity["spore:offence"],
+                round=activity["spore:roundNumber"],
+                evidence=_iris(activity["spore:evidence"]),
+                explanation=str(activity["summary"]),
+            )
+        case "Block":
+            return _block_from(activity, common)
+        case "Undo":
+            inner = activity["object"]
+            if not isinstance(inner, dict) or inner.get("type") != "Block":
+                raise MessageError("only an Undo of a Block is understood")
+            block_common = {"id": _iri(inner["id"]), "actor": _iri(inner["actor"]), "to": _iris(inner["to"])}
+            return Undo(
+                **common, block=_block_from(inner, block_common), reason=str(activity.get("summary", ""))
+            )
     raise MessageError(f"unsupported activity type {kind!r}")
+
+
+def _block_from(activity: dict[str, Any], common: dict[str, Any]) -> Block:
+    return Block(**common, blocked=_iri(activity["object"]), reason=str(activity.get("summary", "")))
 
 
 def from_jsonld(document: Any, artifacts: Mapping[str, bytes]) -> Message:
