@@ -1,0 +1,216 @@
+"""Watching a running fungiverse from outside: each host's ``/status`` and ``/metrics``, summarised.
+
+``spore demo`` prints a progress line from these summaries and ``spore status`` a table; both only
+read what hosts publish over HTTP, so they work the same on hosts they did not start. Parsing is
+pure and tolerant of missing fields (a host that has not finished its first round has no Recall@20
+yet), and fetching is one function at the edge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = [
+    "HostStatus",
+    "Unreachable",
+    "parse_status",
+    "parse_metrics",
+    "fetch_status",
+    "fetch_all",
+    "Summary",
+    "summarise",
+    "progress_line",
+    "status_rows",
+    "format_table",
+]
+
+STATUS_HEADERS = ("host", "nodes", "groups", "round", "Recall@20", "activities", "delivery queue")
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What one host reports: its nodes, the groups they are in, its round and its traffic."""
+
+    url: str
+    nodes: tuple[str, ...]
+    groups: frozenset[str]  # learning-group IRIs (or names) the host's nodes are members of
+    round: int
+    recall_at_20: float | None  # mean over the nodes that have been evaluated
+    activities: int  # activities published by the host's actors
+    delivery_queue: int
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    url: str
+    reason: str
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def _recall(record: Mapping[str, Any]) -> float | None:
+    """A node's Recall@20 wherever a status document puts it (flat, or under ``metrics``)."""
+    for holder in (record, record.get("metrics") or {}):
+        if isinstance(holder, Mapping):
+            for key in ("recall_at_20", "recall@20", "recall20", "recall"):
+                found = _number(holder.get(key))
+                if found is not None:
+                    return found
+    return None
+
+
+def _names(values: Any, key: str = "name") -> list[str]:
+    """Names from a list of strings or of objects (``{"name": ...}`` or ``{"id": ...}``)."""
+    if isinstance(values, int):
+        return [str(index) for index in range(values)]
+    names = []
+    for value in values or ():
+        if isinstance(value, str):
+            names.append(value)
+        elif isinstance(value, Mapping):
+            found = value.get(key) or value.get("id") or value.get("iri")
+            if isinstance(found, str):
+                names.append(found)
+    return names
+
+
+def parse_status(url: str, document: Mapping[str, Any], metrics: Mapping[str, float]) -> HostStatus:
+    """A :class:`HostStatus` from a host's ``/status`` JSON and its parsed ``/metrics`` samples."""
+    node_records = [record for record in document.get("nodes") or () if isinstance(record, Mapping)]
+    nodes = _names(document.get("nodes"))
+    groups: set[str] = set(_names(document.get("groups"), key="id"))
+    for record in node_records:
+        groups.update(_names(record.get("groups"), key="id"))
+    rounds = [int(value) for record in node_records if (value := _number(record.get("round"))) is not None]
+    host_round = _number(document.get("round"))
+    recalls = [value for record in node_records if (value := _recall(record)) is not None]
+    if not recalls and (value := _recall(document)) is not None:
+        recalls = [value]
+    return HostStatus(
+        url=url,
+        nodes=tuple(nodes),
+        groups=frozenset(groups),
+        round=int(host_round) if host_round is not None else (min(rounds) if rounds else 0),
+        recall_at_20=sum(recalls) / len(recalls) if recalls else None,
+        activities=int(metrics.get("spore_activities_published_total", 0)),
+        delivery_queue=int(metrics.get("spore_delivery_queue_length", 0)),
+    )
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text to {sample name: value summed over its labels} (what the summaries need)."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def fetch_status(client: httpx.Client, url: str) -> HostStatus | Unreachable:
+    """GET one host's ``/status`` and ``/metrics``; any failure is an :class:`Unreachable` with why."""
+    base = url.rstrip("/")
+    try:
+        status = client.get(f"{base}/status", headers={"accept": "application/json"})
+        status.raise_for_status()
+        document = status.json()
+        metrics = client.get(f"{base}/metrics")
+        samples = parse_metrics(metrics.text) if metrics.status_code == 200 else {}
+    except httpx.HTTPStatusError as error:
+        return Unreachable(base, f"/status answered {error.response.status_code}")
+    except httpx.HTTPError as error:
+        return Unreachable(base, f"{type(error).__name__}: {error}".rstrip(": "))
+    except ValueError as error:
+        return Unreachable(base, f"/status is not JSON: {error}")
+    if not isinstance(document, Mapping):
+        return Unreachable(base, "/status is not a JSON object")
+    return parse_status(base, document, samples)
+
+
+def fetch_all(urls: Sequence[str], *, timeout: float = 5.0) -> list[HostStatus | Unreachable]:
+    """Every host's status, fetched in parallel (a slow host delays the answer by one timeout at most)."""
+    with httpx.Client(timeout=timeout) as client, ThreadPoolExecutor(max(1, min(16, len(urls)))) as pool:
+        return list(pool.map(lambda url: fetch_status(client, url), urls))
+
+
+@dataclass(frozen=True)
+class Summary:
+    hosts: int
+    reachable: int
+    nodes: int
+    groups: int
+    round: int  # the slowest host's round: every node has completed at least this many
+    recall_at_20: float | None
+    activities: int
+    delivery_queue: int
+
+
+def summarise(results: Iterable[HostStatus | Unreachable]) -> Summary:
+    results = list(results)
+    up = [result for result in results if isinstance(result, HostStatus)]
+    recalls = [(host.recall_at_20, len(host.nodes) or 1) for host in up if host.recall_at_20 is not None]
+    weight = sum(count for _, count in recalls)
+    return Summary(
+        hosts=len(results),
+        reachable=len(up),
+        nodes=sum(len(host.nodes) for host in up),
+        groups=len(frozenset().union(*(host.groups for host in up))) if up else 0,
+        round=min((host.round for host in up), default=0),
+        recall_at_20=sum(value * count for value, count in recalls) / weight if weight else None,
+        activities=sum(host.activities for host in up),
+        delivery_queue=sum(host.delivery_queue for host in up),
+    )
+
+
+def _recall_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def progress_line(summary: Summary, elapsed: float) -> str:
+    """One line per round for the demo's terminal."""
+    down = summary.hosts - summary.reachable
+    return (
+        f"round {summary.round:>3}  nodes {summary.nodes}  groups {summary.groups}"
+        f"  mean Recall@20 {_recall_text(summary.recall_at_20)}  activities {summary.activities}"
+        f"  queued {summary.delivery_queue}"
+        + (f"  ({down} host(s) not answering)" if down else "")
+        + f"  [{elapsed:.0f} s]"
+    )
+
+
+def status_rows(results: Iterable[HostStatus | Unreachable]) -> list[tuple[str, ...]]:
+    rows = []
+    for result in results:
+        if isinstance(result, Unreachable):
+            rows.append((result.url, "-", "-", "-", "-", "-", "unreachable"))
+            continue
+        rows.append(
+            (
+                result.url,
+                str(len(result.nodes)),
+                str(len(result.groups)),
+                str(result.round),
+                _recall_text(result.recall_at_20),
+                str(result.activities),
+                str(result.delivery_queue),
+            )
+        )
+    return rows
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    cells = [list(headers), *[list(row) for row in rows]]
+    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
