@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "query": "agents.commands.query:query",
     "recommend": "agents.commands.recommend:recommend",
     "host": "agents.commands.host:host",
+    "demo": "agents.commands.demo:demo",
+    "status": "agents.commands.status:status",
 }
 
 
