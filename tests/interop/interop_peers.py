@@ -91,8 +91,9 @@ class FedifyPeer:
         """Send ``Follow``, ``Undo-Follow``, ``Block`` or ``Create-Note`` to the actor ``target``.
 
         Options: ``scheme`` (first knock), ``wrongKey`` (sign with an unpublished key),
-        ``hashtag``, ``content``, ``followId``, ``sharedInbox``. The answer lists every POST
-        attempt with the scheme it was signed with and the status it got.
+        ``hashtag``, ``content``, ``mentions`` (``[{"href": ..., "name": ...}]``), ``followId``,
+        ``sharedInbox``. The answer lists every POST attempt with the scheme it was signed with
+        and the status it got.
         """
         return self.control("POST", "send", {"activity": activity, "target": target, **options})
 

@@ -43,6 +43,7 @@ import {
   Follow,
   Hashtag,
   isActor,
+  Mention,
   Note,
   Person,
   PUBLIC_COLLECTION,
@@ -209,6 +210,7 @@ async function parseObject(object) {
     attributedTo: object.attributionId?.href ?? null,
     content: object.content?.toString() ?? null,
     url: object.url?.href ?? null,
+    inReplyTo: object.replyTargetId?.href ?? null,
     to: object.toIds.map((u) => u.href),
     cc: object.ccIds.map((u) => u.href),
     tags,
@@ -355,7 +357,11 @@ function buildActivity(ctx, input, recipient) {
           to: PUBLIC_COLLECTION,
           cc: recipient.id,
           content: input.content ?? `<p>Hello from Fedify <a href="${origin}/tags/${tag}" rel="tag">#${tag}</a></p>`,
-          tags: [new Hashtag({ name: `#${tag}`, href: new URL(`${origin}/tags/${tag}`) })],
+          tags: [
+            new Hashtag({ name: `#${tag}`, href: new URL(`${origin}/tags/${tag}`) }),
+            // input.mentions: [{href, name}], e.g. asking a node ("@node recommend ...")
+            ...(input.mentions ?? []).map((m) => new Mention({ href: new URL(m.href), name: m.name })),
+          ],
         }),
       });
     }
