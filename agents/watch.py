@@ -60,48 +60,37 @@ def _number(value: Any) -> float | None:
 
 
 def _recall(record: Mapping[str, Any]) -> float | None:
-    """A node's Recall@20 wherever a status document puts it (flat, or under ``metrics``)."""
-    for holder in (record, record.get("metrics") or {}):
-        if isinstance(holder, Mapping):
-            for key in ("recall_at_20", "recall@20", "recall20", "recall"):
-                found = _number(holder.get(key))
-                if found is not None:
-                    return found
-    return None
+    """A node's latest Recall@20: ``last_round.metrics["recall@20"]`` in a host's ``/status``."""
+    last = record.get("last_round")
+    metrics = last.get("metrics") if isinstance(last, Mapping) else None
+    return _number(metrics.get("recall@20")) if isinstance(metrics, Mapping) else None
 
 
-def _names(values: Any, key: str = "name") -> list[str]:
-    """Names from a list of strings or of objects (``{"name": ...}`` or ``{"id": ...}``)."""
-    if isinstance(values, int):
-        return [str(index) for index in range(values)]
-    names = []
-    for value in values or ():
-        if isinstance(value, str):
-            names.append(value)
-        elif isinstance(value, Mapping):
-            found = value.get(key) or value.get("id") or value.get("iri")
-            if isinstance(found, str):
-                names.append(found)
-    return names
+def _group_of(record: Mapping[str, Any]) -> str | None:
+    group = record.get("group")
+    if isinstance(group, Mapping):
+        found = group.get("iri") or group.get("hashtag")
+        return found if isinstance(found, str) else None
+    return group if isinstance(group, str) else None
 
 
 def parse_status(url: str, document: Mapping[str, Any], metrics: Mapping[str, float]) -> HostStatus:
-    """A :class:`HostStatus` from a host's ``/status`` JSON and its parsed ``/metrics`` samples."""
-    node_records = [record for record in document.get("nodes") or () if isinstance(record, Mapping)]
-    nodes = _names(document.get("nodes"))
-    groups: set[str] = set(_names(document.get("groups"), key="id"))
-    for record in node_records:
-        groups.update(_names(record.get("groups"), key="id"))
-    rounds = [int(value) for record in node_records if (value := _number(record.get("round"))) is not None]
-    host_round = _number(document.get("round"))
-    recalls = [value for record in node_records if (value := _recall(record)) is not None]
-    if not recalls and (value := _recall(document)) is not None:
-        recalls = [value]
+    """A :class:`HostStatus` from a host's ``/status`` JSON and its parsed ``/metrics`` samples.
+
+    The shape is the node runtime's (docs/federation.md, "Host status"): ``nodes`` is a list of
+    records with ``name``, ``round`` (None until the node is in a group), ``group`` and
+    ``last_round.metrics``. The host's round here is its *slowest* node's, so that "round 3" means
+    every node that is in a group has finished three rounds.
+    """
+    nodes = [record for record in document.get("nodes") or () if isinstance(record, Mapping)]
+    groups = {group for record in nodes if (group := _group_of(record)) is not None}
+    rounds = [int(value) for record in nodes if (value := _number(record.get("round"))) is not None]
+    recalls = [value for record in nodes if (value := _recall(record)) is not None]
     return HostStatus(
         url=url,
-        nodes=tuple(nodes),
+        nodes=tuple(str(record.get("name", "?")) for record in nodes),
         groups=frozenset(groups),
-        round=int(host_round) if host_round is not None else (min(rounds) if rounds else 0),
+        round=min(rounds, default=0),
         recall_at_20=sum(recalls) / len(recalls) if recalls else None,
         activities=int(metrics.get("spore_activities_published_total", 0)),
         delivery_queue=int(metrics.get("spore_delivery_queue_length", 0)),
