@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from federation.config import GroupSpec, HostConfig, Limits, NodeSpec
+from federation.linked_data.resources import install_linked_data
 from federation.observability import HostMetrics, observability_router
 from federation.outbox import refuse_private_graph
 from federation.processing import AdmissionPolicy, QuadSink, admit_all
@@ -82,6 +83,7 @@ def build_host(
         observability_router(runtime),
     ):
         app.include_router(router)
+    install_linked_data(app, runtime)
     return app
 
 

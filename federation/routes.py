@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 import ontology
 from federation.actors import ActorKind, LocalActor, collection, collection_page
 from federation.client import AP_CONTENT_TYPE
 from federation.inbox import InboxResult, Verdict
 from federation.jsonld import ACTOR_CONTEXT
+from federation.linked_data.resources import LinkedData
 from federation.nodeinfo import discovery, nodeinfo
 from federation.runtime import HostRuntime
 from federation.signatures import SignedRequest
@@ -60,12 +61,6 @@ def wants_activity_json(accept: str | None) -> bool:
 
 def _activity_json(document: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(document, status_code=status, media_type=AP_CONTENT_TYPE)
-
-
-def _not_acceptable() -> PlainTextResponse:
-    return PlainTextResponse(
-        "406 Not Acceptable: this resource is served as application/activity+json", status_code=406
-    )
 
 
 def _page_number(value: str | None) -> int | None:
@@ -133,11 +128,12 @@ def actor_router(runtime: HostRuntime) -> APIRouter:
             collection_page(collection_id, page, items[:page_size], has_next=len(items) > page_size)
         )
 
+    linked = LinkedData(runtime)
+
     @router.get("/actor")
     async def instance_actor(request: Request) -> Response:
-        if not wants_activity_json(request.headers.get("accept")):
-            return _not_acceptable()
-        return _activity_json(runtime.actors.document(runtime.actors.instance))
+        instance = runtime.actors.instance
+        return await linked.represent(request, instance.id, runtime.actors.document(instance))
 
     for kind in (ActorKind.NODE, ActorKind.GROUP):
 
@@ -146,9 +142,7 @@ def actor_router(runtime: HostRuntime) -> APIRouter:
             actor = find(kind, name)
             if actor is None:
                 return JSONResponse({"error": f"no {kind[:-1]} {name}"}, status_code=404)
-            if not wants_activity_json(request.headers.get("accept")):
-                return _not_acceptable()
-            return _activity_json(runtime.actors.document(actor))
+            return await linked.represent(request, actor.id, runtime.actors.document(actor))
 
         @router.get(f"/{kind}/{{name}}/followers", name=f"{kind}-followers")
         async def followers(name: str, page: str | None = None, kind: str = kind) -> Response:
@@ -185,15 +179,16 @@ def actor_router(runtime: HostRuntime) -> APIRouter:
 def object_router(runtime: HostRuntime) -> APIRouter:
     router = APIRouter()
 
+    linked = LinkedData(runtime)
+
     @router.get("/objects/{object_id}")
     @router.get("/activities/{object_id}")
     async def stored_object(object_id: str, request: Request) -> Response:
-        document = runtime.state.get_object(runtime.config.base_url + request.url.path)
+        iri = runtime.config.base_url + request.url.path
+        document = runtime.state.get_object(iri)
         if document is None:
             return JSONResponse({"error": "no such object"}, status_code=404)
-        if not wants_activity_json(request.headers.get("accept")):
-            return _not_acceptable()
-        return _activity_json(document)
+        return await linked.represent(request, iri, document)
 
     @router.get("/tags/{name}")
     async def hashtag(name: str, request: Request) -> Response:

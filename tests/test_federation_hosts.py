@@ -123,7 +123,9 @@ def test_webfinger_nodeinfo_and_actor(hosts) -> None:
     assert actor.headers["content-type"].startswith(AP_JSON)
     document = actor.json()
     assert document["type"] == "Service" and document["inbox"] == url(a, "/nodes/alice/inbox")
-    assert httpx.get(url(a, "/nodes/alice"), headers={"accept": "text/html"}).status_code == 406
+    # Linked data (federation/linked_data): a browser gets HTML, a type nobody serves gets 406.
+    assert httpx.get(url(a, "/nodes/alice"), headers={"accept": "text/html"}).status_code == 200
+    assert httpx.get(url(a, "/nodes/alice"), headers={"accept": "image/png"}).status_code == 406
     assert httpx.get(url(a, "/nodes/nobody")).status_code == 404
     ld = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
     assert httpx.get(url(a, "/actor"), headers={"accept": ld}).json()["type"] == "Application"
