@@ -1,0 +1,417 @@
+"""One host process: a federation app plus its fungus nodes, driven on the wall clock.
+
+:class:`NodeHost` is the node runtime of one host. It steps each :class:`~agents.node.FungusNode` when
+its timer is due and whenever the :class:`~agents.http_transport.HttpTransport` delivers it an
+envelope, and sends what the step returns. Steps of all nodes of a host run one at a time on one
+worker thread: training is CPU-bound and must not stall the event loop that answers inboxes and
+serves artifacts, and one worker keeps a host to one core's worth of torch work.
+
+Protocol time is wall-clock seconds since the host's ``epoch``, so that hosts started together (a
+test, a benchmark) share round schedules; the federation layer keeps its own clock for signatures.
+
+The host also polls its peers' ``GET /status`` (documented in docs/federation.md, "Host status") to
+learn their nodes, inboxes and sought hashtags, so that public announcements reach the nodes that
+seek them, and (unless disabled) to hand a node the announcement of a group it seeks and has not
+heard of: a host that started later than the group's owner would otherwise wait for a re-announcement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from agents.http_transport import HttpTransport, artifact_router
+from agents.node import FungusNode, save_checkpoint
+from agents.protocol.core import Envelope
+from agents.protocol.messages import PUBLIC, Announce, MessageError
+from agents.protocol.wire import from_activity, to_activity
+from federation.client import FetchError
+from federation.config import HostConfig, NodeSpec
+from federation.host import RunningHost, bind_loopback, build_host
+from federation.runtime import HostRuntime
+from federation.vocab import origin_of, same_origin
+
+__all__ = ["HostOptions", "NodeHost", "attach_nodes", "start_fungus_host"]
+
+log = logging.getLogger(__name__)
+
+RoundListener = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    """How a host runs its nodes (``spore serve`` fills it from flags, environment or TOML)."""
+
+    peers: tuple[str, ...] = ()  # base URLs of peer hosts whose /status is polled
+    allow_peers: tuple[str, ...] = ()  # hosts (host[:port]) whose protocol traffic is accepted; () = any
+    poll_seconds: float = 5.0
+    announce_from_status: bool = True
+    checkpoint_dir: Path | None = None  # {dir}/{node}/ checkpoint after every round
+    autostart: bool = True  # start the nodes as soon as the app starts (tests start them together)
+
+
+@dataclass
+class _Tracked:
+    """Per node bookkeeping the status and the round log need."""
+
+    logged_round: int = -1
+    bytes_at_round: int = 0
+    time_at_round: float = 0.0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class NodeHost:
+    """The nodes of one host on its :class:`HostRuntime`: timers, deliveries, status, round log."""
+
+    def __init__(
+        self,
+        runtime: HostRuntime,
+        nodes: list[FungusNode],
+        *,
+        options: HostOptions = HostOptions(),
+        on_round: RoundListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.nodes = {node.actor: node for node in nodes}
+        self.options = options
+        self.on_round = on_round
+        self.clock = clock
+        self.epoch: float | None = None
+        self.transport = HttpTransport(runtime, self.deliver)
+        self.peer_status: dict[str, dict[str, Any]] = {}
+        self._tracked = {actor: _Tracked() for actor in self.nodes}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spore-steps")
+        self._tasks: list[asyncio.Task[None]] = []
+        self.finished = asyncio.Event()
+        for node in nodes:
+            local = runtime.actors.by_id(node.actor)
+            if local is None or local.node is None:
+                raise ValueError(f"{node.actor} is not a node actor of host {runtime.config.base_url}")
+            self.transport.directory.learn(
+                node.actor, inbox=f"{runtime.config.base_url}/inbox", seeks=node.state.seeks
+            )
+
+    # -- time ----------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Protocol seconds since the epoch (0 before the nodes start)."""
+        return 0.0 if self.epoch is None else self.clock() - self.epoch
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Take the protocol's activities from the inbox and start polling peers (nodes start later)."""
+        self.transport.install()
+        await self.poll_peers()
+        self._tasks.append(asyncio.create_task(self._poll_forever(), name="spore-peer-poll"))
+        if self.options.autostart:
+            await self.begin(self.clock())
+
+    async def begin(self, epoch: float) -> None:
+        """Start every node at ``epoch + node.boot_at`` (``epoch`` on this host's clock)."""
+        if self.epoch is not None:
+            return
+        self.epoch = epoch
+        for node in self.nodes.values():
+            self._tracked[node.actor].time_at_round = self.clock()
+            self._tasks.append(asyncio.create_task(self._run(node), name=f"spore-node-{node.name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    # -- driving nodes -------------------------------------------------------------------------------
+    async def _run(self, node: FungusNode) -> None:
+        tracked = self._tracked[node.actor]
+        await asyncio.sleep(max(0.0, node.boot_at - self.now()))
+        node.up = True
+        await self._step(node, [])
+        while True:
+            wake = node.state.wakeup_at
+            timeout = None if wake is None else max(0.0, wake - self.now())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tracked.changed.wait(), timeout)
+            tracked.changed.clear()
+            wake = node.state.wakeup_at
+            if wake is not None and self.now() >= wake:
+                await self._step(node, [])
+
+    async def deliver(self, actor: str, envelope: Envelope) -> None:
+        """Hand one envelope to a local node (the transport's callback); lost while it is not up."""
+        node = self.nodes.get(actor)
+        if node is None or not node.up:
+            self.transport._count("lost-down")
+            return
+        if self.options.allow_peers and not self._allowed(envelope.sender):
+            self.transport._count("dropped:not-allowed")
+            return
+        await self._step(node, [envelope])
+
+    def _allowed(self, sender: str) -> bool:
+        host = origin_of(sender).split("://", 1)[-1]
+        own = self.runtime.config.domain
+        return host == own or host in self.options.allow_peers
+
+    async def _step(self, node: FungusNode, inbox: list[Envelope]) -> None:
+        tracked = self._tracked[node.actor]
+        loop = asyncio.get_running_loop()
+        async with tracked.lock:
+            now = self.now()
+            outbox = await loop.run_in_executor(self._executor, node.step, inbox, now)
+            for message in outbox:
+                try:
+                    await self.transport.send_async(node.actor, message)
+                except Exception:  # one unsendable message must not stop the node
+                    log.exception("sending %s from %s failed", message.id, node.name)
+            await self._after_step(node, tracked)
+        tracked.changed.set()
+
+    async def _after_step(self, node: FungusNode, tracked: _Tracked) -> None:
+        record = node.state.last_round
+        if record is None or record.round == tracked.logged_round:
+            return
+        tracked.logged_round = record.round
+        sent = self.bytes_sent(node.actor)
+        wall = self.clock()
+        membership = node.state.membership
+        line: dict[str, Any] = {
+            "event": "round",
+            "host": self.runtime.config.base_url,
+            "node": node.name,
+            "round": record.round,
+            "group": membership.group.hashtag if membership is not None else None,
+            "members": len(membership.members) if membership is not None else 0,
+            "contributors": len(record.contributors),
+            "metrics": dict(record.metrics),
+            "bytes": sent - tracked.bytes_at_round,
+            "seconds": round(wall - tracked.time_at_round, 3),
+            "merged_sha256": record.merged_sha256,
+        }
+        tracked.bytes_at_round, tracked.time_at_round = sent, wall
+        if self.options.checkpoint_dir is not None:
+            directory = self.options.checkpoint_dir / node.name
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, save_checkpoint, node.state, directory
+            )
+        if self.on_round is not None:
+            self.on_round(line)
+        if all(other.done for other in self.nodes.values()):
+            self.finished.set()
+
+    def bytes_sent(self, actor: str) -> int:
+        """Activity bytes POSTed plus artifact bytes served to peers, for one node."""
+        return self.transport.sent_bytes.get(actor, 0) + self.transport.artifacts.served.get(actor, 0)
+
+    # -- peers ---------------------------------------------------------------------------------------
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_seconds)
+            await self.poll_peers()
+
+    async def poll_peers(self) -> None:
+        """Read each peer's /status: learn its nodes, and offer announcements of sought groups."""
+        for peer in self.options.peers:
+            url = peer.rstrip("/") + "/status"
+            try:
+                status = await self.runtime.client.get_json(url, accept="application/json")
+            except FetchError as error:
+                log.info("peer %s not reachable: %s", peer, error)
+                self.peer_status.pop(peer, None)
+                continue
+            self.peer_status[peer] = status
+            await self._learn(peer, status)
+
+    async def _learn(self, peer: str, status: dict[str, Any]) -> None:
+        for entry in status.get("nodes", []) if isinstance(status.get("nodes"), list) else []:
+            actor = entry.get("actor") if isinstance(entry, dict) else None
+            # Only actors on the peer's own origin: a host speaks for its own nodes, not for others.
+            if not isinstance(actor, str) or not same_origin(actor, peer):
+                continue
+            seeks = [tag for tag in entry.get("seeks", []) if isinstance(tag, str)]
+            inbox = entry.get("shared_inbox") or entry.get("inbox")
+            self.transport.directory.learn(
+                actor,
+                inbox=inbox if isinstance(inbox, str) and same_origin(inbox, peer) else None,
+                seeks=seeks,
+            )
+            if self.options.announce_from_status:
+                for owned in entry.get("owns", []):
+                    await self._offer(actor, owned.get("announce") if isinstance(owned, dict) else None)
+
+    async def _offer(self, owner: str, announce: Any) -> None:
+        """Give a node that seeks a group it does not know the owner's announcement from /status."""
+        try:
+            message = from_activity(announce, {})
+        except MessageError:
+            return
+        if not isinstance(message, Announce) or message.actor != owner:
+            return
+        for node in self.nodes.values():
+            state = node.state
+            wants = message.group.hashtag in state.seeks and message.group.hashtag not in state.known_groups
+            if wants and node.up and state.membership is None and state.pending_join is None:
+                await self._step(node, [Envelope(owner, message)])
+
+    # -- status --------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The host's JSON status (shape documented in docs/federation.md, "Host status")."""
+        nodes = [self._node_status(node) for node in self.nodes.values()]
+        rounds = [entry["round"] for entry in nodes if entry["round"] is not None]
+        groups = [group for entry in nodes for group in entry["owns"]]
+        return {
+            "host": self.runtime.config.base_url,
+            "now": round(self.now(), 3),
+            "started": self.epoch is not None,
+            "round": max(rounds, default=None),
+            "done": bool(self.nodes) and all(node.done for node in self.nodes.values()),
+            "nodes": nodes,
+            "groups": [{key: value for key, value in group.items() if key != "announce"} for group in groups],
+            "peers": [
+                {
+                    "url": peer,
+                    "reachable": peer in self.peer_status,
+                    "nodes": len(self.peer_status.get(peer, {}).get("nodes", [])),
+                }
+                for peer in self.options.peers
+            ],
+            "transport": dict(sorted(self.transport.stats.items())),
+        }
+
+    def _node_status(self, node: FungusNode) -> dict[str, Any]:
+        state = node.state
+        membership = state.membership
+        record = state.last_round
+        local = self.runtime.actors.by_id(node.actor)
+        owns = []
+        for owned in state.owned.values():
+            announce, _ = to_activity(
+                Announce(id=f"{node.actor}/status#announce", actor=node.actor, to=(PUBLIC,), group=owned.info)
+            )
+            owns.append(
+                {
+                    "iri": owned.info.iri,
+                    "hashtag": owned.info.hashtag,
+                    "owner": owned.info.owner,
+                    "members": sorted(owned.members),
+                    "round": membership.round if membership is not None else None,
+                    "announce": announce,
+                }
+            )
+        return {
+            "name": node.name,
+            "actor": node.actor,
+            "inbox": local.inbox if local is not None else None,
+            "shared_inbox": f"{self.runtime.config.base_url}/inbox",
+            "seeks": list(state.seeks),
+            "up": node.up,
+            "done": node.done,
+            "round": node.round,
+            "rounds_done": state.rounds_done,
+            "phase": membership.phase if membership is not None else None,
+            "group": None
+            if membership is None
+            else {
+                "iri": membership.group.iri,
+                "hashtag": membership.group.hashtag,
+                "owner": membership.group.owner,
+                "members": sorted(membership.members),
+                "rule": membership.group.aggregation_rule,
+                "schedule": membership.group.schedule,
+            },
+            "owns": owns,
+            "last_round": None
+            if record is None
+            else {
+                "round": record.round,
+                "contributors": list(record.contributors),
+                "merged_sha256": record.merged_sha256,
+                "metrics": dict(record.metrics),
+            },
+            "bytes_sent": self.bytes_sent(node.actor),
+            "counters": dict(sorted(state.counters.items())),
+        }
+
+
+def status_router(host: NodeHost) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/status")
+    async def status() -> JSONResponse:
+        return JSONResponse(json.loads(json.dumps(host.status(), default=str)))
+
+    return router
+
+
+def attach_nodes(
+    app: FastAPI,
+    nodes: list[FungusNode],
+    *,
+    options: HostOptions = HostOptions(),
+    on_round: RoundListener | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> NodeHost:
+    """Run ``nodes`` on the host ``app`` (from ``federation.host.build_host``); ``app.state.nodes``.
+
+    Its routes (``/status``, artifacts) go first: later routers of the app may hold catch-all paths.
+    The node runtime starts after the federation runtime, inside the app's lifespan.
+    """
+    runtime: HostRuntime = app.state.runtime
+    host = NodeHost(runtime, nodes, options=options, on_round=on_round, clock=clock)
+    for router in (status_router(host), artifact_router(host.transport)):
+        app.router.routes[:0] = router.routes
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        async with original(application) as state:
+            await host.start()
+            try:
+                yield state
+            finally:
+                await host.stop()
+
+    app.router.lifespan_context = lifespan
+    app.state.nodes = host
+    return host
+
+
+def start_fungus_host(
+    data_dir: Path,
+    make_nodes: Callable[[str], list[FungusNode]],
+    *,
+    options: HostOptions = HostOptions(),
+    on_round: RoundListener | None = None,
+    store: Any = None,
+) -> tuple[RunningHost, NodeHost]:
+    """A loopback host serving the nodes ``make_nodes(base_url)`` builds, started in a thread.
+
+    The port is bound first because node actor IRIs contain the base URL.
+    """
+    from knowledge.store import EmbeddedStore
+
+    sock = bind_loopback()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    nodes = make_nodes(base_url)
+    config = HostConfig(
+        base_url=base_url,
+        data_dir=data_dir,
+        nodes=tuple(NodeSpec(name=node.name) for node in nodes),
+        allow_loopback=True,
+    )
+    app = build_host(config, store=store if store is not None else EmbeddedStore())
+    host = attach_nodes(app, nodes, options=options, on_round=on_round)
+    return RunningHost(app, sock).start(), host
