@@ -30,6 +30,7 @@ from federation.routes import actor_router, discovery_router, inbox_router, obje
 from federation.runtime import HostRuntime
 from federation.sparql import sparql_router
 from federation.ssrf import Resolver, system_resolver
+from federation.web import mount_web
 
 __all__ = ["build_host", "RunningHost", "start_local_host", "bind_loopback"]
 
@@ -84,6 +85,7 @@ def build_host(
     ):
         app.include_router(router)
     install_linked_data(app, runtime)
+    mount_web(app, runtime)  # the web page: federation/web/
     return app
 
 

@@ -1,0 +1,189 @@
+"""Wiring the web page into a host: shared state, templates, links between pages, RDF views.
+
+``mount_web(app, runtime)`` is the one call :func:`federation.host.build_host` makes. The node runtime
+publishes each node's current model into ``web_state(app).models``; pages read everything else from
+the host's store (public graphs only) and its federation state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pyoxigraph import NamedNode, QuerySolutions, RdfFormat
+from pyoxigraph import serialize as serialize_rdf
+from rdflib import Graph
+
+import queries
+from federation.actors import LocalActor
+from federation.runtime import HostRuntime
+from federation.web.recommending import ModelRegistry
+from knowledge.graphs import NodeGraphs
+from knowledge.store import KnowledgeStore, StoreError
+
+__all__ = ["WebState", "mount_web", "web_state", "page_of", "rdf_view", "wanted_rdf"]
+
+HERE = Path(__file__).parent
+STATIC_PATH = "/assets/web"
+_ACTOR_IRI = re.compile(r"^(https?://[^/]+)/(nodes|groups)/([a-z0-9_]{1,64})$")
+_MINTED_IRI = re.compile(r"^(https?://[^/]+)/(nodes|groups)/[a-z0-9_]{1,64}[/#].+$")
+RDF_MEDIA = {"turtle": "text/turtle", "jsonld": "application/ld+json", "ntriples": "application/n-triples"}
+_FORMAT_ALIASES = {"turtle": "turtle", "ttl": "turtle", "jsonld": "jsonld", "json-ld": "jsonld"}
+_FORMAT_ALIASES |= {"nt": "ntriples", "ntriples": "ntriples", "n-triples": "ntriples"}
+
+
+@dataclass
+class WebState:
+    runtime: HostRuntime
+    templates: Jinja2Templates
+    models: ModelRegistry = field(default_factory=ModelRegistry)
+
+    @property
+    def base_url(self) -> str:
+        return self.runtime.config.base_url
+
+    @property
+    def store(self) -> KnowledgeStore | None:
+        store = self.runtime.store
+        return store if isinstance(store, KnowledgeStore) else None
+
+    def node(self, name: str) -> LocalActor | None:
+        return self.runtime.actors.nodes.get(name)
+
+    def group(self, name: str) -> LocalActor | None:
+        return self.runtime.actors.groups.get(name)
+
+    def local_actor(self, iri: str) -> LocalActor | None:
+        found = _ACTOR_IRI.match(iri)
+        if found is None or found.group(1) != self.base_url:
+            return None
+        return self.node(found.group(3)) if found.group(2) == "nodes" else self.group(found.group(3))
+
+    def owner_node(self, iri: str) -> LocalActor | None:
+        """The local node whose IRI space holds ``iri`` (its snapshots, decisions, graphs)."""
+        for actor in self.runtime.actors.nodes.values():
+            if iri == actor.id or iri.startswith(actor.id + "/") or iri.startswith(actor.id + "#"):
+                return actor
+        return None
+
+    def describe(self, iri: str, nodes: list[LocalActor] | None = None) -> Graph:
+        """Everything the public graphs of ``nodes`` (default: all local nodes) say about ``iri``."""
+        graph = Graph()
+        store = self.store
+        if store is None:
+            return graph
+        text = queries.load("describe-resource")
+        for actor in nodes if nodes is not None else list(self.runtime.actors.nodes.values()):
+            try:
+                result = NodeGraphs(NamedNode(actor.id), store).query_public(
+                    text, bindings={"resource": NamedNode(iri)}
+                )
+            except StoreError:
+                continue
+            if isinstance(result, bool | QuerySolutions):
+                continue
+            data = serialize_rdf(result, format=RdfFormat.N_TRIPLES)
+            if data:
+                graph.parse(data=data.decode("utf-8"), format="nt")
+        return graph
+
+
+def web_state(app: FastAPI) -> WebState:
+    state: WebState = app.state.web
+    return state
+
+
+def page_of(iri: str, base_url: str) -> str:
+    """Where a person reads about ``iri``: its host's browse page for SPORE actors and what they mint,
+    the local resource page for anything else this host may describe (artists, tags)."""
+    actor = _ACTOR_IRI.match(iri)
+    if actor is not None:
+        return f"{actor.group(1)}/browse/{actor.group(2)}/{actor.group(3)}"
+    minted = _MINTED_IRI.match(iri)
+    host = minted.group(1) if minted is not None else base_url
+    return f"{host}/browse/resource?iri={quote(iri, safe='')}"
+
+
+def short(iri: str) -> str:
+    """A readable label for an IRI: its last path segment, or the hash part."""
+    tail = iri.rstrip("/").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+    return tail if len(tail) <= 24 else tail[:12] + "…"
+
+
+def wanted_rdf(request: Request) -> str | None:
+    """The RDF view a request asks for (``?format=`` wins over ``Accept``), or None for the HTML page.
+
+    Browsers list ``text/html`` first, so only a client that prefers an RDF type gets one.
+    """
+    explicit = request.query_params.get("format")
+    if explicit:
+        return _FORMAT_ALIASES.get(explicit.lower(), "unknown")
+    accept = request.headers.get("accept", "")
+    best, best_q = None, 0.0
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind = {v: k for k, v in RDF_MEDIA.items()}.get(media.lower())
+        if media.lower() in ("text/html", "application/xhtml+xml") and quality >= best_q:
+            best, best_q = None, quality + 1e-9
+        elif kind is not None and quality > best_q:
+            best, best_q = kind, quality
+    return best
+
+
+def rdf_view(graph: Graph, kind: str) -> Response:
+    """``graph`` as Turtle, JSON-LD (SPORE context) or N-Triples; 406 for a format not served."""
+    if kind not in RDF_MEDIA:
+        return PlainTextResponse(
+            "406 Not Acceptable: this page is served as text/html, text/turtle, application/ld+json "
+            "and application/n-triples (?format=turtle|jsonld|nt)",
+            status_code=406,
+        )
+    if kind == "turtle":
+        return Response(graph.serialize(format="turtle"), media_type=RDF_MEDIA[kind])
+    if kind == "ntriples":
+        return Response(graph.serialize(format="nt"), media_type=RDF_MEDIA[kind])
+    from federation.jsonld import SPORE_CONTEXT_URL, known_context
+
+    context = known_context(SPORE_CONTEXT_URL)["@context"]
+    document = json.loads(graph.serialize(format="json-ld", context=context, auto_compact=True))
+    if isinstance(document, dict) and "@context" in document:
+        document["@context"] = SPORE_CONTEXT_URL
+    return Response(json.dumps(document, indent=2, ensure_ascii=False), media_type=RDF_MEDIA[kind])
+
+
+def html_error(request: Request, status: int, message: str) -> HTMLResponse:
+    templates = web_state(request.app).templates
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
+
+
+def mount_web(app: FastAPI, runtime: HostRuntime) -> WebState:
+    """Add the web page to a host app: routes, static files, templates and the model registry."""
+    from federation.web.browse import browse_router
+    from federation.web.pages import recommend_router
+
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(short=short, static=STATIC_PATH)
+    templates.env.filters["page"] = lambda iri: page_of(iri, runtime.config.base_url)
+    state = WebState(runtime=runtime, templates=templates)
+    app.state.web = state
+    app.include_router(recommend_router())
+    app.include_router(browse_router())
+    app.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="web-static")
+    return state

@@ -1,0 +1,141 @@
+"""Browsing the mycelium web from one host: its nodes and groups, each resource, the live network view.
+
+``/browse`` lists what the host serves; ``/browse/nodes/{name}`` and ``/browse/groups/{name}`` are the
+actors' pages, ``/browse/resource?iri=`` any resource the public graphs describe. Each page answers
+``?format=turtle|jsonld|nt`` (or an RDF ``Accept``) with the same resource's RDF. ``network.json`` is
+what the network view polls: this host's nodes, the groups they are in and those groups' members.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from federation.web.app import WebState, html_error, page_of, rdf_view, short, wanted_rdf, web_state
+from federation.web.reading import memberships
+from federation.web.resources import describe_actor, group_page, node_page, resource_page
+
+__all__ = ["browse_router", "network"]
+
+MAX_IRI = 2000
+
+
+def network(state: WebState) -> dict[str, Any]:
+    """Nodes and groups as a graph: local actors, the groups local nodes joined, local groups' members.
+
+    ``round`` per local node is the round of the model it recommends with, so the view can show
+    rounds passing; edges are node->group memberships as the federation state records them.
+    """
+    runtime = state.runtime
+    base = state.base_url
+    nodes: dict[str, dict[str, Any]] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    edges: set[tuple[str, str]] = set()
+
+    def add_node(iri: str) -> None:
+        nodes.setdefault(iri, {"id": iri, "label": short(iri), "local": False, "href": page_of(iri, base)})
+
+    def add_group(iri: str) -> None:
+        groups.setdefault(iri, {"id": iri, "label": short(iri), "local": False, "href": page_of(iri, base)})
+
+    for name, actor in runtime.actors.nodes.items():
+        model = state.models.get(name)
+        add_node(actor.id)
+        nodes[actor.id] |= {"local": True, "round": model.round if model is not None else None}
+        for group in memberships(runtime, actor).groups:
+            add_group(group)
+            edges.add((actor.id, group))
+    for actor in runtime.actors.groups.values():
+        add_group(actor.id)
+        groups[actor.id] |= {"local": True, "label": actor.group.hashtag if actor.group else actor.name}
+        for member in memberships(runtime, actor).followers:
+            add_node(member)
+            edges.add((member, actor.id))
+    rounds = [node["round"] for node in nodes.values() if node.get("round") is not None]
+    return {
+        "host": base,
+        "round": max(rounds) if rounds else None,
+        "nodes": sorted(nodes.values(), key=lambda node: node["id"]),
+        "groups": sorted(groups.values(), key=lambda group: group["id"]),
+        "edges": [{"node": node, "group": group} for node, group in sorted(edges)],
+    }
+
+
+def browse_router() -> APIRouter:
+    router = APIRouter(prefix="/browse")
+
+    @router.get("", response_class=HTMLResponse, name="web-browse")
+    def host_page(request: Request) -> Response:
+        state = web_state(request.app)
+        runtime = state.runtime
+        cards = []
+        for name, actor in runtime.actors.nodes.items():
+            model = state.models.get(name)
+            cards.append(
+                {
+                    "name": name,
+                    "summary": actor.node.summary if actor.node else "",
+                    "groups": memberships(runtime, actor).groups,
+                    "round": model.round if model is not None else None,
+                    "ready": model is not None,
+                }
+            )
+        groups = [
+            {
+                "name": name,
+                "hashtag": actor.group.hashtag if actor.group else name,
+                "members": len(memberships(runtime, actor).followers),
+            }
+            for name, actor in runtime.actors.groups.items()
+        ]
+        return state.templates.TemplateResponse(
+            request, "host.html", {"nodes": cards, "groups": groups, "page_url": "/browse"}
+        )
+
+    @router.get("/network.json", name="web-network")
+    def network_json(request: Request) -> Response:
+        return JSONResponse(network(web_state(request.app)), headers={"cache-control": "no-store"})
+
+    @router.get("/nodes/{name}", name="web-node")
+    def node_view(request: Request, name: str) -> Response:
+        state = web_state(request.app)
+        actor = state.node(name)
+        if actor is None:
+            return html_error(request, 404, f"this host serves no node named {name!r}")
+        graph = describe_actor(state, actor)
+        rdf = wanted_rdf(request)
+        return rdf_view(graph, rdf) if rdf is not None else node_page(request, state, actor, graph)
+
+    @router.get("/groups/{name}", name="web-group")
+    def group_view(request: Request, name: str) -> Response:
+        state = web_state(request.app)
+        actor = state.group(name)
+        if actor is None:
+            return html_error(request, 404, f"this host serves no learning group named {name!r}")
+        rdf = wanted_rdf(request)
+        return (
+            rdf_view(describe_actor(state, actor), rdf)
+            if rdf is not None
+            else group_page(request, state, actor)
+        )
+
+    @router.get("/resource", name="web-resource")
+    def resource_view(request: Request, iri: str = "") -> Response:
+        state = web_state(request.app)
+        iri = iri.strip().strip("<>")
+        if not iri or len(iri) > MAX_IRI or not iri.startswith(("http://", "https://", "urn:")):
+            return html_error(request, 400, "give the IRI of a resource: /browse/resource?iri=https://…")
+        actor = state.local_actor(iri)
+        if actor is not None:
+            kind = "groups" if actor.group is not None else "nodes"
+            return Response(status_code=303, headers={"location": f"/browse/{kind}/{actor.name}"})
+        owner = state.owner_node(iri)
+        graph = state.describe(iri, [owner] if owner is not None else None)
+        if len(graph) == 0:
+            return html_error(request, 404, f"nothing on this host describes {iri}")
+        rdf = wanted_rdf(request)
+        return rdf_view(graph, rdf) if rdf is not None else resource_page(request, state, iri, graph)
+
+    return router
