@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "host": "agents.commands.host:host",
     "demo": "agents.commands.demo:demo",
     "status": "agents.commands.status:status",
+    "explain": "agents.commands.explain:explain",
 }
 
 
