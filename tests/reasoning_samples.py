@@ -44,8 +44,8 @@ class World:
     counter: int = 0
     written: list[str] = field(default_factory=list)
 
-    def graph(self, kind: GraphKind, node: str = NODE) -> NamedNode:
-        return graph_iri(NamedNode(node), kind)
+    def graph(self, kind: GraphKind) -> NamedNode:
+        return graph_iri(NamedNode(self.node), kind)
 
     def measure(
         self,
@@ -54,13 +54,14 @@ class World:
         value: float,
         *,
         claimed: bool = False,
-        by: str = NODE,
+        by: str | None = None,
         snapshot: str | None = None,
     ) -> str:
         """Record an evaluation of ``group``'s model at a round: the node's own, or a peer's claim."""
+        by = by or self.node
         self.counter += 1
         iri = f"{by}/evaluations/{self.counter}"
-        kind = GraphKind.PEERS if claimed or by != NODE else GraphKind.MODELS
+        kind = GraphKind.PEERS if claimed or by != self.node else GraphKind.MODELS
         snap = snapshot or f"{group}/snapshots/{round_number}"
         measurement = Measurement(iri, group, snap, round_number, value, by, claimed=claimed, at=NOW)
         self.store.extend(evaluation(measurement, self.graph(kind)))
@@ -73,7 +74,11 @@ class World:
             "DELETE { GRAPH ?g { ?n <https://w3id.org/spore/ns#memberOf> ?old } } "
             "INSERT { GRAPH ?g { ?n <https://w3id.org/spore/ns#memberOf> ?new } } "
             "WHERE { GRAPH ?g { ?n <https://w3id.org/spore/ns#memberOf> ?old } }",
-            bindings={"g": self.graph(GraphKind.BLUEPRINT), "n": NamedNode(NODE), "new": NamedNode(group)},
+            bindings={
+                "g": self.graph(GraphKind.BLUEPRINT),
+                "n": NamedNode(self.node),
+                "new": NamedNode(group),
+            },
         )
 
     def peer_snapshot(self, peer: str = PEER) -> str:
@@ -92,10 +97,18 @@ class World:
         return iri
 
 
-def world(*, margin: str = "0.05", patience: int = 3, stagnation: int = 5, rate: str = "0.1") -> World:
+def world(
+    *,
+    margin: str = "0.05",
+    patience: int = 3,
+    stagnation: int = 5,
+    rate: str = "0.1",
+    node: str = NODE,
+    store: EmbeddedStore | None = None,
+) -> World:
     """Ann in group #a with a blueprint whose policy has these thresholds; group #b is known."""
-    store = EmbeddedStore()
-    made = World(store)
+    store = store if store is not None else EmbeddedStore()
+    made = World(store, node=node, blueprint=f"{node}/blueprints/1")
     policy = {
         SPORE.switchMargin: Literal(margin, datatype=XSD.decimal),
         SPORE.switchPatience: Literal(patience, datatype=XSD.integer),
@@ -104,7 +117,7 @@ def world(*, margin: str = "0.05", patience: int = 3, stagnation: int = 5, rate:
     }
     blueprints = made.graph(GraphKind.BLUEPRINT)
     store.load(_blueprint("ann", made.blueprint, policy), format=RdfFormat.N_TRIPLES, graph=blueprints)
-    store.extend(blueprint_of(NODE, made.blueprint, blueprints) + membership(NODE, GROUP_A, blueprints))
+    store.extend(blueprint_of(node, made.blueprint, blueprints) + membership(node, GROUP_A, blueprints))
     peers = made.graph(GraphKind.PEERS)
     store.extend(group_description(GROUP_A, "#a", peers) + group_description(GROUP_B, "#b", peers))
     return made
