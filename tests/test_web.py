@@ -19,6 +19,7 @@ from rdflib import RDF, Graph, URIRef
 from starlette.requests import Request
 
 from federation.jsonld import expand
+from federation.web import web_state
 from federation.web.app import page_of, rdf_view, wanted_rdf
 from federation.web.chart import line_chart
 from federation.web.reading import MetricSeries, decisions_from_rows, metric_series, snapshots_from_rows
@@ -340,3 +341,38 @@ def test_static_assets_are_served(world) -> None:
     ):
         response = get(world, f"/assets/web/{name}")
         assert response.status_code == 200 and kind in response.headers["content-type"]
+
+
+@pytest.mark.slow
+def test_a_model_from_protocol_weights_ranks_as_the_trained_one(world) -> None:
+    from federation.web import NodeModel
+
+    rebuilt = NodeModel.from_weights(
+        world.weights, world.model.tensors, node=world.alice, group=world.jazz, round=3
+    )
+    assert rebuilt.snapshot == world.model.snapshot  # the same content address
+    liked = [world.model.tensors.artist_index(world.model.tensors.artists[0])]
+    assert [r.iri for r in rebuilt.engine.for_artists(liked, 10)] == [
+        r.iri for r in world.model.engine.for_artists(liked, 10)
+    ]
+    fewer = dict(world.weights) | {"artist_embedding.weight": world.weights["artist_embedding.weight"][:-1]}
+    with pytest.raises(ValueError, match="do not fit"):
+        NodeModel.from_weights(fewer, world.model.tensors, node=world.alice)
+
+
+@pytest.mark.slow
+def test_a_provided_model_source_is_asked_per_request(world) -> None:
+    registry = web_state(world.a.app).models
+    calls = []
+
+    def source():
+        calls.append(1)
+        return world.model
+
+    registry.provide("bob", source)
+    try:
+        page = get(world, "/recommend", params={"node": "bob", "artists": world.artist_names[0]})
+        assert page.status_code == 200 and len(_items(page.text)) == 20 and calls
+    finally:
+        registry.withdraw("bob")
+    assert get(world, "/recommend", params={"node": "bob", "artists": "x"}).status_code == 503

@@ -63,6 +63,7 @@ class WebWorld:
     b: RunningHost
     model: NodeModel
     artist_names: tuple[str, ...]
+    weights: dict[str, torch.Tensor]
 
     def url(self, host: RunningHost, path: str) -> str:
         return host.runtime.config.base_url + path
@@ -85,6 +86,7 @@ class WebWorld:
 
 
 def _train(store: EmbeddedStore, node: str, epochs: int = 8) -> tuple[RecommendationEngine, Snapshot]:
+    """A LightGCN trained for a few epochs on the node's graph (the snapshot is not written to disk)."""
     tensors = load_music_tensors(store, node, tag_weights=True)
     torch.manual_seed(0)
     model = LightGCN(tensors.num_listeners, tensors.num_artists, embedding_dim=16)
@@ -162,4 +164,5 @@ def start_web_world(root: Path) -> WebWorld:
         a.stop()
         b.stop()
         raise
-    return WebWorld(a, b, model, tuple(engine.tensors.artist_names))
+    weights = {name: value.detach().clone() for name, value in snapshot.model.state_dict().items()}
+    return WebWorld(a, b, model, tuple(engine.tensors.artist_names), weights)

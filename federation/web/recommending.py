@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ from rdflib import Graph, URIRef
 from knowledge.music.names import NameIndex, normalize_name, split_names
 
 if TYPE_CHECKING:  # torch-backed; imported when a recommendation is made, so a host starts without torch
+    from torch import Tensor
+
     from models.data import MusicTensors
     from models.recommend import RecommendationEngine
 
@@ -28,11 +31,13 @@ __all__ = [
     "Answer",
     "Correction",
     "ModelRegistry",
+    "ModelSource",
     "NodeModel",
     "RankedItem",
     "RecommendationQuery",
     "answer",
     "complete",
+    "corrected_artists",
     "recommendation_iri",
 ]
 
@@ -62,6 +67,44 @@ class NodeModel:
         self.round = round
         self.architecture = architecture
 
+    @classmethod
+    def from_weights(
+        cls,
+        weights: Mapping[str, Tensor],
+        tensors: MusicTensors,
+        *,
+        node: str,
+        group: str | None = None,
+        round: int | None = None,
+        num_layers: int = 3,
+    ) -> NodeModel:
+        """A LightGCN node's model from the protocol's weights (a state dict) over its own graph.
+
+        The snapshot IRI is the content address of those weights as a snapshot file would hold them
+        (``{node}/snapshots/{sha256}``), so the page names the same snapshot the node publishes.
+        """
+        import hashlib
+
+        from models.card import snapshot_iri
+        from models.lightgcn import LightGCN
+        from models.pipeline import graph_for_model
+        from models.recommend import RecommendationEngine
+        from models.snapshot import snapshot_bytes
+
+        listeners, dimension = weights["listener_embedding.weight"].shape
+        artists = weights["artist_embedding.weight"].shape[0]
+        if (listeners, artists) != (tensors.num_listeners, tensors.num_artists):
+            raise ValueError(
+                f"weights for {listeners} listeners and {artists} artists do not fit a graph of "
+                f"{tensors.num_listeners} listeners and {tensors.num_artists} artists"
+            )
+        model = LightGCN(listeners, artists, dimension, num_layers)
+        model.load_state_dict(dict(weights))
+        model.eval()
+        digest = hashlib.sha256(snapshot_bytes(model, tensors)).hexdigest()
+        engine = RecommendationEngine(model, graph_for_model(model, tensors), tensors)
+        return cls(engine, str(snapshot_iri(digest, node)), group=group, round=round)
+
     @property
     def tensors(self) -> MusicTensors:
         return self.engine.tensors
@@ -89,24 +132,43 @@ class NodeModel:
         return [[label for _, label in sorted(entries)] for entries in per_artist]
 
 
+ModelSource = Callable[[], "NodeModel | None"]
+
+
 class ModelRegistry:
-    """Each local node's current :class:`NodeModel`, replaced as rounds pass (thread-safe)."""
+    """Each local node's current :class:`NodeModel`, replaced as rounds pass (thread-safe).
+
+    A runtime either ``publish``es a model after each round, or ``provide``s a source the page asks
+    on each request (which should cache, e.g. rebuild only when the node's round changed).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, NodeModel] = {}
+        self._sources: dict[str, ModelSource] = {}
 
     def publish(self, node: str, model: NodeModel) -> None:
         with self._lock:
             self._models[node] = model
 
+    def provide(self, node: str, source: ModelSource) -> None:
+        with self._lock:
+            self._sources[node] = source
+
     def withdraw(self, node: str) -> None:
         with self._lock:
             self._models.pop(node, None)
+            self._sources.pop(node, None)
 
     def get(self, node: str) -> NodeModel | None:
         with self._lock:
-            return self._models.get(node)
+            source = self._sources.get(node)
+            published = self._models.get(node)
+        if source is not None:
+            found = source()
+            if found is not None:
+                return found
+        return published
 
 
 def complete(model: NodeModel, typed: str, *, limit: int = 8) -> list[str]:
