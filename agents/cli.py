@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "query": "agents.commands.query:query",
     "recommend": "agents.commands.recommend:recommend",
     "host": "agents.commands.host:host",
+    "serve": "agents.commands.serve:serve",
     "demo": "agents.commands.demo:demo",
     "status": "agents.commands.status:status",
     "explain": "agents.commands.explain:explain",
