@@ -1,15 +1,20 @@
-"""A simulated fungiverse that co-trains LightGCN on the seeded synthetic music graph.
+"""A simulated fungiverse that co-trains LightGCN on a music graph (synthetic, or Last.fm-2k).
 
-Listeners are dealt to nodes (IID: shuffled; non-IID: sorted by their strongest taste community is
-a later benchmark's job); each node keeps only its listeners' interactions, renumbered locally,
-and the artist ids of the shared catalogue. Every node therefore holds its own small graph and its
-own copy of the artist table (its model), and nothing else: the catalogue's IRI tuples are shared
-by reference and no node holds another node's listens.
+Listeners are dealt to nodes, IID (shuffled) or non-IID (each node gets one taste community, found
+by k-means on listeners' training artists); each node keeps only its listeners' interactions,
+renumbered locally, and the artist ids of the shared catalogue. Every node therefore holds its own
+small graph and its own copy of the artist table (its model), and nothing else: the catalogue's IRI
+tuples are shared by reference and no node holds another node's listens.
+
+The item graph (:mod:`models.itemgraph`) is the second thing nodes share: :func:`share_item_graph`
+has every node publish its noised co-listening statistics to its group, checks each payload with
+:func:`models.privacy.check_outgoing`, and gives each node the sum over its group.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,18 +27,35 @@ from agents.scenarios import WEIGHTED_MEAN, actor_iri, add_grouped_node
 from agents.simulator import Simulator
 from knowledge.music import SynthParams, synthesize
 from models.data import MusicTensors
+from models.itemgraph import (
+    DEFAULT_BETA,
+    ItemGraph,
+    co_listening,
+    decode_statistics,
+    encode_statistics,
+    merge_statistics,
+    noised,
+)
+from models.privacy import check_outgoing
 from models.split import PROTOCOL_80_20, split_per_listener
 
 __all__ = [
+    "IID",
     "LIGHTGCN",
+    "NON_IID",
     "NodeData",
     "RecsysFungiverse",
+    "SharedItemGraph",
     "deal_listeners",
+    "fungiverse_over",
     "recsys_fungiverse",
+    "share_item_graph",
     "synthetic_tensors",
+    "taste_communities",
 ]
 
 LIGHTGCN = "https://w3id.org/spore/ns#LightGCN"
+IID, NON_IID = "iid", "non-iid"
 
 
 def synthetic_tensors(params: SynthParams) -> MusicTensors:
@@ -73,12 +95,57 @@ class NodeData:
     held_out: Tensor
 
 
-def deal_listeners(tensors: MusicTensors, nodes: int, *, seed: int) -> list[NodeData]:
-    """Split 80/20 per listener, then deal listeners to ``nodes`` at random (IID), renumbered."""
-    split = split_per_listener(tensors, PROTOCOL_80_20, seed)
-    order = torch.randperm(tensors.num_listeners, generator=torch.Generator().manual_seed(seed))
+def taste_communities(
+    train_edges: Tensor, num_listeners: int, num_artists: int, *, k: int, seed: int
+) -> Tensor:
+    """A community id in ``0..k-1`` per listener: spherical k-means on listeners' training artists.
+
+    Hand-written (twenty lines of Lloyd's iterations) because scikit-learn would be a dependency for
+    this one call. Listeners are rows of the 0/1 listener-artist matrix scaled to unit length, so the
+    dot product with a centroid is a cosine: listeners who share artists share a community.
+    """
+    rows = torch.zeros(num_listeners, num_artists)
+    rows[train_edges[0], train_edges[1]] = 1.0
+    rows = torch.nn.functional.normalize(rows, dim=1)
+    generator = torch.Generator().manual_seed(seed)
+    centroids = rows[torch.randperm(num_listeners, generator=generator)[:k]].clone()
+    labels = torch.zeros(num_listeners, dtype=torch.long)
+    for _ in range(50):
+        new = (rows @ centroids.T).argmax(dim=1)
+        if bool((new == labels).all()) and _ > 0:
+            break
+        labels = new
+        for c in range(k):
+            members = rows[labels == c]
+            if members.shape[0]:
+                centroids[c] = torch.nn.functional.normalize(members.mean(dim=0), dim=0)
+    return labels
+
+
+def deal_listeners(tensors: MusicTensors, nodes: int, *, seed: int, split: str = IID) -> list[NodeData]:
+    """Split 80/20 per listener, then deal listeners to ``nodes``, renumbered locally.
+
+    ``split``: ``iid`` deals listeners at random; ``non-iid`` finds ``nodes`` taste communities
+    (:func:`taste_communities`, on training edges only), orders listeners by community and by how
+    close they sit to it, and cuts the order into ``nodes`` equal runs, so that each node holds one
+    community (a large community spans several nodes, a small one shares a node with its neighbour
+    in the order) and every node the same number of listeners, like the IID split.
+    """
+    split_edges = split_per_listener(tensors, PROTOCOL_80_20, seed)
+    train = split_edges.train.interactions
+    if split == IID:
+        order = torch.randperm(tensors.num_listeners, generator=torch.Generator().manual_seed(seed))
+    elif split == NON_IID:
+        labels = taste_communities(train, tensors.num_listeners, tensors.num_artists, k=nodes, seed=seed)
+        shuffle = torch.randperm(tensors.num_listeners, generator=torch.Generator().manual_seed(seed))
+        order = shuffle[torch.argsort(labels[shuffle], stable=True)]
+    else:
+        raise ValueError(f"split must be {IID!r} or {NON_IID!r}, not {split!r}")
     owner = torch.empty(tensors.num_listeners, dtype=torch.long)
-    owner[order] = torch.arange(tensors.num_listeners) % nodes
+    if split == IID:
+        owner[order] = torch.arange(tensors.num_listeners) % nodes
+    else:
+        owner[order] = torch.arange(tensors.num_listeners) * nodes // tensors.num_listeners
     dealt = []
     for node in range(nodes):
         mine = torch.sort(order[owner[order] == node]).values
@@ -89,7 +156,7 @@ def deal_listeners(tensors: MusicTensors, nodes: int, *, seed: int) -> list[Node
             kept = edges[:, local[edges[0]] >= 0]
             return torch.stack([local[kept[0]], kept[1]])
 
-        dealt.append(NodeData(mine, renumber(split.train.interactions), renumber(split.test)))
+        dealt.append(NodeData(mine, renumber(train), renumber(split_edges.test)))
     return dealt
 
 
@@ -100,11 +167,32 @@ class RecsysFungiverse:
     tensors: MusicTensors
     data: list[NodeData]
 
+    def learner(self, actor: str) -> LightGCNLearner:
+        learner = self.simulator.nodes[actor].ctx.learner
+        assert isinstance(learner, LightGCNLearner)
+        return learner
+
+    def listener_iris(self, index: int) -> list[str]:
+        """The IRIs of node ``index``'s listeners: what its privacy check looks for."""
+        return [self.tensors.listeners[int(i)] for i in self.data[index].listeners]
+
 
 def recsys_fungiverse(
     nodes: int,
     *,
     params: SynthParams | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> RecsysFungiverse:
+    """``nodes`` LightGCN nodes in groups over the seeded synthetic graph (see :func:`fungiverse_over`)."""
+    tensors = synthetic_tensors(params or SynthParams(seed=seed))
+    return fungiverse_over(tensors, deal_listeners(tensors, nodes, seed=seed), seed=seed, **options)
+
+
+def fungiverse_over(
+    tensors: MusicTensors,
+    data: list[NodeData],
+    *,
     seed: int = 0,
     group_size: int = 8,
     embedding_dim: int = 32,
@@ -121,11 +209,9 @@ def recsys_fungiverse(
     quantize: bool = False,
     simulator_options: dict[str, object] | None = None,
 ) -> RecsysFungiverse:
-    """``nodes`` LightGCN nodes in groups of ``group_size`` over the synthetic graph."""
-    tensors = synthetic_tensors(params or SynthParams(seed=seed))
-    data = deal_listeners(tensors, nodes, seed=seed)
+    """One LightGCN node per entry of ``data`` in groups of ``group_size`` over ``tensors``' catalogue."""
     simulator = Simulator(seed=seed, **(simulator_options or {}))  # type: ignore[arg-type]
-    actors = [actor_iri(i) for i in range(nodes)]
+    actors = [actor_iri(i) for i in range(len(data))]
     for index, (actor, mine) in enumerate(zip(actors, data, strict=True)):
         learner = LightGCNLearner(
             mine.train_edges,
@@ -159,3 +245,45 @@ def recsys_fungiverse(
             quantize=quantize,
         )
     return RecsysFungiverse(simulator, actors, tensors, data)
+
+
+@dataclass(frozen=True)
+class SharedItemGraph:
+    """What :func:`share_item_graph` gave each node, and what it cost."""
+
+    graphs: list[ItemGraph]  # one per node: the RP3beta graph of its group's summed statistics
+    bytes_sent: list[int]  # per node, over the whole exchange (every copy to every group member)
+    payload_bytes: list[int]  # per node, one encoded copy of its statistics
+
+
+def share_item_graph(
+    world: RecsysFungiverse,
+    *,
+    group_size: int = 8,
+    sigma: float = 0.0,
+    beta: float = DEFAULT_BETA,
+    seed: int = 0,
+    check: bool = True,
+) -> SharedItemGraph:
+    """Every node publishes its noised co-listening statistics to its group once; each sums its group's.
+
+    The payload each node sends is the encoded bytes, privacy-checked (``check``) against the
+    node's own listener IRIs before they leave it, and decoded by every receiver as untrusted input.
+    """
+    num_artists = world.tensors.num_artists
+    payloads: list[bytes] = []
+    for index, mine in enumerate(world.data):
+        own = co_listening(mine.train_edges, int(mine.listeners.numel()), num_artists)
+        noise = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        payload = encode_statistics(noised(own, sigma, noise))
+        if check:
+            check_outgoing(payload, world.listener_iris(index))
+        payloads.append(payload)
+    graphs, sent = [], []
+    for index in range(len(world.data)):
+        start = index - index % group_size
+        members = range(start, min(start + group_size, len(world.data)))
+        received = [decode_statistics(payloads[m], num_artists=num_artists) for m in members]
+        graphs.append(ItemGraph.from_statistics(merge_statistics(received), beta=beta))
+        sent.append(len(payloads[index]) * (len(members) - 1))
+    return SharedItemGraph(graphs, sent, [len(p) for p in payloads])

@@ -10,6 +10,7 @@ keeps the best-validated epoch, both right for one run and wrong for one round).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -17,10 +18,28 @@ from torch import Tensor
 
 from agents.protocol.learning import TrainResult, Weights
 from models.adjacency import bipartite_adjacency
+from models.itemgraph import ItemGraph
 from models.lightgcn import LightGCN
-from models.train import bpr_epoch, evaluate_model
+from models.metrics import RankingMetrics, evaluate_ranking
+from models.train import bpr_epoch, embedding_scorer, evaluate_model
 
-__all__ = ["LightGCNLearner"]
+__all__ = ["LightGCNLearner", "blended", "standardised"]
+
+Scorer = Callable[[Tensor], Tensor]
+
+
+def standardised(scores: Tensor) -> Tensor:
+    """Each row of ``scores`` shifted and scaled to mean 0 and standard deviation 1.
+
+    Graph walk scores and embedding dot products live on unrelated scales; standardising each
+    listener's row lets them be added with one weight that means the same for every listener.
+    """
+    return (scores - scores.mean(dim=1, keepdim=True)) / scores.std(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def blended(first: Scorer, second: Scorer, weight: float = 1.0) -> Scorer:
+    """A scorer adding ``weight`` times ``second``'s standardised scores to ``first``'s."""
+    return lambda listeners: standardised(first(listeners)) + weight * standardised(second(listeners))
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +115,43 @@ class LightGCNLearner:
         ]
         new = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
         return TrainResult(new, int(self.train_edges.shape[1]), {"loss": sum(losses) / max(1, len(losses))})
+
+    def fine_tuned(self, weights: Weights, *, epochs: int, seed: int) -> dict[str, Tensor]:
+        """``weights`` after ``epochs`` local epochs (a round's training without publishing)."""
+        result = weights
+        for epoch in range(epochs):
+            result = self.train(result, seed=seed + epoch).weights
+        return dict(result)
+
+    def scorer(self, weights: Weights) -> Scorer:
+        """Scores ``[B, A]`` of the node's (local) listeners under ``weights``."""
+        return embedding_scorer(self._model(weights), self._graph)
+
+    def graph_scorer(self, graph: ItemGraph) -> Scorer:
+        """Scores ``[B, A]`` of the node's listeners by ``graph`` walks from their training artists."""
+
+        def score(listeners: Tensor) -> Tensor:
+            listened = torch.zeros(listeners.numel(), self.num_artists)
+            rows = torch.full((self.num_listeners,), -1, dtype=torch.long)
+            rows[listeners] = torch.arange(listeners.numel())
+            mine = rows[self.train_edges[0]] >= 0
+            listened[rows[self.train_edges[0, mine]], self.train_edges[1, mine]] = 1.0
+            return graph.score(listened)
+
+        return score
+
+    def ranking(self, scorer: Scorer) -> RankingMetrics | None:
+        """Full-ranking metrics of ``scorer`` on the node's held-out edges, training artists masked."""
+        if self.held_out.shape[1] == 0:
+            return None
+        return evaluate_ranking(
+            scorer,
+            self.held_out,
+            self.train_edges,
+            num_listeners=self.num_listeners,
+            num_artists=self.num_artists,
+            k=self.k,
+        )
 
     def evaluate(self, weights: Weights) -> dict[str, float]:
         if self.held_out.shape[1] == 0:

@@ -1,0 +1,348 @@
+"""The quality half of bench/fungiverse.py: centralized, silo, FedAvg and SPORE on Last.fm-2k.
+
+Every method sees the same 80/20 per-listener split (``models.split``, one seed) and is scored the
+same way: full ranking over all artists, training artists masked, Recall@20 and NDCG@20 averaged
+over all listeners of all nodes (each node's mean weighted by its listeners). Federated methods run
+in the protocol simulator, with the privacy check (``models.privacy.check_outgoing``) on every
+payload that leaves a node, on the wire bytes.
+
+* centralized: one LightGCN over everybody's listens (the ceiling);
+* silo: each node's LightGCN trained on its listeners alone, same trainer;
+* FedAvg: the protocol's weighted mean of the artist table every round, full fp32 copies;
+* SPORE: the co-listening graph shared once (``models.itemgraph``), LightGCN co-trained with
+  compressed updates (top rows, int8, error feedback), a few local epochs after the last merge, and
+  recommendations from the standardised sum of the graph walk and the model's scores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.protocol.recommender import blended
+from agents.protocol.wire import WireCodec, WirePayload
+from agents.recsys_scenario import (
+    IID,
+    NON_IID,
+    NodeData,
+    deal_listeners,
+    fungiverse_over,
+    share_item_graph,
+)
+from models.adjacency import bipartite_adjacency
+from models.compression import full_copy_bytes
+from models.data import MusicTensors
+from models.lightgcn import LightGCN
+from models.metrics import RankingMetrics
+from models.privacy import check_outgoing
+from models.split import PROTOCOL_80_20, split_per_listener
+from models.train import TrainConfig, evaluate_model, train_bpr
+
+K = 20
+
+
+@dataclass
+class Settings:
+    nodes: int = 8
+    seed: int = 0
+    embedding_dim: int = 64
+    num_layers: int = 3
+    central_epochs: int = 150
+    silo_epochs: int = 100
+    rounds: int = 100
+    every: int = 10  # evaluate every this many epochs or rounds
+    row_fraction: float = 0.05
+    fine_tune_epochs: int = 3
+    noise: float = 0.005
+    blend_weight: float = 1.0
+    uncompressed: bool = True  # also run SPORE without compression (the 1 % comparison)
+
+
+@dataclass
+class Trace:
+    """Quality against progress: (step, training seconds so far, Recall@K, NDCG@K)."""
+
+    points: list[tuple[int, float, float, float]] = field(default_factory=list)
+
+    def add(self, step: int, seconds: float, metrics: tuple[float, float]) -> None:
+        self.points.append((step, seconds, *metrics))
+
+    def final(self) -> tuple[float, float]:
+        return self.points[-1][2], self.points[-1][3]
+
+    def to_95(self) -> tuple[int, float]:
+        """The first step (and seconds) at which Recall@K reached 95 % of its final value."""
+        target = 0.95 * self.final()[0]
+        return next((step, seconds) for step, seconds, recall, _ in self.points if recall >= target)
+
+
+def micro_average(parts: list[RankingMetrics | None]) -> tuple[float, float]:
+    """Recall and NDCG over all listeners of all nodes: node means weighted by their listeners."""
+    present = [part for part in parts if part is not None]
+    total = sum(part.listeners for part in present)
+    recall = sum(part.recall * part.listeners for part in present) / total
+    ndcg = sum(part.ndcg * part.listeners for part in present) / total
+    return recall, ndcg
+
+
+def subsample(tensors: MusicTensors, listeners: int, seed: int) -> MusicTensors:
+    """The first ``listeners`` of a seeded shuffle, with their interactions (for development runs)."""
+    chosen = torch.sort(
+        torch.randperm(tensors.num_listeners, generator=torch.Generator().manual_seed(seed))[:listeners]
+    ).values
+    local = torch.full((tensors.num_listeners,), -1, dtype=torch.long)
+    local[chosen] = torch.arange(chosen.numel())
+    keep = local[tensors.interactions[0]] >= 0
+    edges = tensors.interactions[:, keep]
+    return MusicTensors(
+        listeners=tuple(tensors.listeners[int(i)] for i in chosen),
+        artists=tensors.artists,
+        tags=(),
+        entities=(),
+        relations=(),
+        interactions=torch.stack([local[edges[0]], edges[1]]),
+        play_counts=tensors.play_counts[keep],
+        artist_tags=torch.empty(2, 0, dtype=torch.long),
+        artist_entities=torch.empty(3, 0, dtype=torch.long),
+        artist_names=tensors.artist_names,
+    )
+
+
+def centralized(tensors: MusicTensors, settings: Settings) -> dict[str, Any]:
+    """LightGCN over all listeners at once, test quality traced every ``every`` epochs."""
+    split = split_per_listener(tensors, PROTOCOL_80_20, settings.seed)
+    train, test = split.train.interactions, split.test
+    model = LightGCN(tensors.num_listeners, tensors.num_artists, settings.embedding_dim, settings.num_layers)
+    graph = bipartite_adjacency(train, tensors.num_listeners, tensors.num_artists)
+    config = TrainConfig(epochs=settings.central_epochs, eval_every=settings.every, k=K, seed=settings.seed)
+    report = train_bpr(
+        model,
+        graph,
+        train,
+        config,
+        monitor=lambda m: evaluate_model(m, graph, test, train, k=K),
+        progress=False,
+    )
+    trace = Trace()
+    for record in report.history:
+        if record.extra is not None:
+            trace.add(record.epoch, record.seconds, (record.extra.recall, record.extra.ndcg))
+    return _summary("centralized LightGCN", "epochs", trace, bytes_per_round=0)
+
+
+def silo(tensors: MusicTensors, data: list[NodeData], settings: Settings) -> dict[str, Any]:
+    """Each node's LightGCN on its own listeners, the centralized trainer with the protocol's batch."""
+    traces: list[list[tuple[int, float, RankingMetrics]]] = []
+    for mine in data:
+        count = int(mine.listeners.numel())
+        model = LightGCN(count, tensors.num_artists, settings.embedding_dim, settings.num_layers)
+        graph = bipartite_adjacency(mine.train_edges, count, tensors.num_artists)
+        config = TrainConfig(
+            epochs=settings.silo_epochs, batch_size=2048, eval_every=settings.every, k=K, seed=settings.seed
+        )
+        report = train_bpr(
+            model,
+            graph,
+            mine.train_edges,
+            config,
+            monitor=lambda m, g=graph, d=mine: evaluate_model(m, g, d.held_out, d.train_edges, k=K),
+            progress=False,
+        )
+        traces.append([(r.epoch, r.seconds, r.extra) for r in report.history if r.extra is not None])
+    trace = Trace()
+    for points in zip(*traces, strict=True):
+        seconds = sum(point[1] for point in points)
+        trace.add(points[0][0], seconds, micro_average([point[2] for point in points]))
+    return _summary("silo (each node alone)", "epochs", trace, bytes_per_round=0)
+
+
+class _PrivacyTap:
+    """Checks every payload that leaves a node, once per payload, against that node's listeners."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, list[str]] = {}
+        self.checked = 0
+        self._seen: set[int] = set()
+
+    def __call__(self, sender: str, recipient: str, payload: WirePayload) -> None:
+        if id(payload) in self._seen:
+            return
+        self._seen.add(id(payload))
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        iris = self.listeners[sender]
+        check_outgoing(payload.activity, iris)
+        for _, artifact in payload.artifacts:
+            check_outgoing(artifact, iris)
+        self.checked += 1
+
+
+def protocol_run(
+    name: str,
+    tensors: MusicTensors,
+    data: list[NodeData],
+    settings: Settings,
+    *,
+    row_fraction: float | None,
+    item_graph: bool,
+) -> dict[str, Any]:
+    """Co-train through the simulator round by round; trace quality every ``every`` rounds."""
+    tap = _PrivacyTap()
+    world = fungiverse_over(
+        tensors,
+        data,
+        seed=settings.seed,
+        group_size=settings.nodes,
+        embedding_dim=settings.embedding_dim,
+        num_layers=settings.num_layers,
+        max_rounds=settings.rounds,
+        evaluate=False,
+        row_fraction=row_fraction,
+        quantize=row_fraction is not None,
+        round_timeout=60.0,
+        simulator_options={"codec": WireCodec(), "tap": tap},
+    )
+    tap.listeners = {actor: world.listener_iris(i) for i, actor in enumerate(world.actors)}
+    started = time.perf_counter()
+    shared_bytes = 0
+    graphs = None
+    if item_graph:
+        shared = share_item_graph(world, group_size=settings.nodes, sigma=settings.noise, seed=settings.seed)
+        graphs, shared_bytes = shared.graphs, max(shared.bytes_sent)
+        statistics_payload = max(shared.payload_bytes)
+    spent = time.perf_counter() - started
+
+    def quality(weights_of: Callable[[int, str], Any]) -> tuple[float, float]:
+        parts = []
+        for index, actor in enumerate(world.actors):
+            learner = world.learner(actor)
+            scorer = learner.scorer(weights_of(index, actor))
+            if graphs is not None:
+                scorer = blended(learner.graph_scorer(graphs[index]), scorer, settings.blend_weight)
+            parts.append(learner.ranking(scorer))
+        return micro_average(parts)
+
+    trace = Trace()
+    simulator = world.simulator
+    for round_number in range(1, settings.rounds + 1):
+        started = time.perf_counter()
+        simulator.run_until(
+            lambda s, r=round_number: all(s.state(a).rounds_done >= r for a in world.actors),
+            limit=simulator.now + 1000.0,
+            tick=0.5,
+        )
+        spent += time.perf_counter() - started
+        if round_number % settings.every == 0 or round_number == settings.rounds:
+            trace.add(round_number, spent, quality(lambda i, a: simulator.state(a).weights))
+    if graphs is not None and settings.fine_tune_epochs:
+        started = time.perf_counter()
+        tuned = [
+            world.learner(a).fine_tuned(simulator.state(a).weights, epochs=settings.fine_tune_epochs, seed=i)
+            for i, a in enumerate(world.actors)
+        ]
+        spent += time.perf_counter() - started
+        trace.add(settings.rounds, spent, quality(lambda i, a: tuned[i]))
+    merged = sum(simulator.state(a).rounds_done for a in world.actors)
+    per_round = simulator.stats.get("update-bytes", 0) / max(1, merged)
+    per_message = simulator.stats.get("update-bytes", 0) / max(1, simulator.stats.get("updates", 1))
+    summary = _summary(name, "rounds", trace, bytes_per_round=per_round)
+    full = full_copy_bytes(dict(simulator.state(world.actors[0]).blueprint.shared_shapes))
+    summary.update(
+        {
+            "bytes_per_update": per_message,
+            "update_share_of_full_copy": per_message / full,
+            "node_round_share_of_full_copy": per_round / full,
+            "full_copy_bytes": full,
+            "payloads_checked": tap.checked,
+            "statistics_bytes_per_node_once": shared_bytes,
+            "statistics_payload_bytes": statistics_payload if item_graph else 0,
+            "row_fraction": row_fraction,
+        }
+    )
+    return summary
+
+
+def _summary(method: str, unit: str, trace: Trace, *, bytes_per_round: float) -> dict[str, Any]:
+    recall, ndcg = trace.final()
+    step, seconds = trace.to_95()
+    return {
+        "method": method,
+        "recall": recall,
+        "ndcg": ndcg,
+        "unit": unit,
+        "to_95_steps": step,
+        "to_95_seconds": seconds,
+        "total_seconds": trace.points[-1][1],
+        "bytes_per_node_round": bytes_per_round,
+        "trace": trace.points,
+    }
+
+
+def run_quality(
+    tensors: MusicTensors, settings: Settings, splits: tuple[str, ...] = (IID, NON_IID)
+) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    torch.manual_seed(settings.seed)
+    results: dict[str, Any] = {"settings": settings.__dict__, "data": tensors.describe()}
+    results["centralized"] = centralized(tensors, settings)
+    print(f"centralized: {results['centralized']['recall']:.4f}", flush=True)
+    for split in splits:
+        data = deal_listeners(tensors, settings.nodes, seed=settings.seed, split=split)
+        methods = [silo(tensors, data, settings)]
+        print(f"{split} silo: {methods[-1]['recall']:.4f}", flush=True)
+        methods.append(protocol_run("FedAvg", tensors, data, settings, row_fraction=None, item_graph=False))
+        print(f"{split} fedavg: {methods[-1]['recall']:.4f}", flush=True)
+        methods.append(
+            protocol_run(
+                "SPORE", tensors, data, settings, row_fraction=settings.row_fraction, item_graph=True
+            )
+        )
+        print(f"{split} spore: {methods[-1]['recall']:.4f}", flush=True)
+        if settings.uncompressed:
+            methods.append(
+                protocol_run(
+                    "SPORE, uncompressed", tensors, data, settings, row_fraction=None, item_graph=True
+                )
+            )
+            print(f"{split} spore uncompressed: {methods[-1]['recall']:.4f}", flush=True)
+        results[split] = methods
+    return results
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
+    """(target, measured ratio, required ratio, met) for issue 5's quality and bytes targets."""
+    rows = []
+    central = results["centralized"]["recall"]
+    by_name = {
+        split: {m["method"]: m for m in results[split]} for split in (IID, NON_IID) if split in results
+    }
+    if IID in by_name:
+        spore = by_name[IID]["SPORE"]
+        rows.append(
+            ("IID: SPORE / centralized", spore["recall"] / central, 0.95, spore["recall"] >= 0.95 * central)
+        )
+    if NON_IID in by_name:
+        methods = by_name[NON_IID]
+        spore = methods["SPORE"]["recall"]
+        for other in ("silo (each node alone)", "FedAvg"):
+            ratio = spore / methods[other]["recall"]
+            rows.append((f"non-IID: SPORE / {other}", ratio, 1.15, ratio >= 1.15))
+    for split, methods in by_name.items():
+        spore = methods["SPORE"]
+        share = spore["update_share_of_full_copy"]
+        rows.append((f"{split}: one update / full fp32 copy", share, 0.05, share <= 0.05))
+        if "SPORE, uncompressed" in methods:
+            ratio = spore["recall"] / methods["SPORE, uncompressed"]["recall"]
+            rows.append((f"{split}: compressed / uncompressed Recall", ratio, 0.99, ratio >= 0.99))
+    return rows
+
+
+def default_data_dir(root: Path) -> Path:
+    import os
+
+    return Path(os.environ.get("SPORE_DATA_DIR", root.parent / "shared" / "data"))

@@ -1,0 +1,236 @@
+"""The pieces behind the Last.fm quality benchmark, on small synthetic graphs.
+
+Shared co-listening statistics (models/itemgraph.py), the non-IID deal, the blended scorer, the
+statistics exchange with its privacy check, and one tiny run of the benchmark's own code path.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save as save_safetensors
+
+import agents.recsys_scenario as scenario
+from agents.protocol.recommender import blended, standardised
+from agents.recsys_scenario import (
+    IID,
+    NON_IID,
+    deal_listeners,
+    recsys_fungiverse,
+    share_item_graph,
+    synthetic_tensors,
+    taste_communities,
+)
+from knowledge.music import SynthParams
+from models.itemgraph import (
+    CoListening,
+    ItemGraph,
+    MalformedStatisticsError,
+    co_listening,
+    decode_statistics,
+    encode_statistics,
+    merge_statistics,
+    noised,
+)
+from models.privacy import PrivacyViolation, check_outgoing
+
+SMALL = SynthParams(listeners=48, artists=150, seed=3)
+
+
+def _random_edges(listeners: int, artists: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    dense = torch.rand(listeners, artists, generator=generator) < 0.2
+    dense[:, 0] = True  # everyone shares an artist, so the co-listening graph is connected
+    return dense.nonzero().T.contiguous()
+
+
+def _dense(statistics: CoListening) -> torch.Tensor:
+    out = torch.zeros(statistics.num_artists, statistics.num_artists)
+    out[statistics.rows, statistics.cols] = statistics.values
+    return out + out.T - torch.diag(out.diag())
+
+
+def test_co_listening_is_the_listener_normalised_gram_matrix() -> None:
+    edges = _random_edges(12, 9, seed=1)
+    ratings = torch.zeros(12, 9)
+    ratings[edges[0], edges[1]] = 1.0
+    expected = ratings.T @ (ratings / ratings.sum(dim=1, keepdim=True))
+    statistics = co_listening(edges, 12, 9)
+    assert bool((statistics.rows <= statistics.cols).all())
+    assert torch.allclose(_dense(statistics), expected, atol=1e-6)
+    assert statistics.listeners == 12
+
+
+def test_summed_node_statistics_equal_the_statistics_of_everyone() -> None:
+    """The reason sharing works: however listeners are split, the group's sum is the global graph."""
+    edges = _random_edges(20, 15, seed=2)
+    whole = co_listening(edges, 20, 15)
+    parts = []
+    for listeners in (range(0, 7), range(7, 20)):
+        mine = torch.isin(edges[0], torch.tensor(list(listeners)))
+        local = edges[:, mine].clone()
+        local[0] -= listeners.start
+        parts.append(co_listening(local, len(listeners), 15))
+    merged = merge_statistics(parts)
+    assert torch.allclose(_dense(merged), _dense(whole), atol=1e-6)
+    assert merged.listeners == 20
+
+
+def test_noise_is_seeded_and_has_the_requested_scale() -> None:
+    statistics = co_listening(_random_edges(30, 40, seed=3), 30, 40)
+    first = noised(statistics, 0.5, torch.Generator().manual_seed(7))
+    second = noised(statistics, 0.5, torch.Generator().manual_seed(7))
+    assert torch.equal(first.values, second.values)
+    difference = first.values - statistics.values
+    assert 0.4 < float(difference.std()) < 0.6
+    with pytest.raises(ValueError):
+        noised(statistics, -1.0, torch.Generator())
+
+
+def test_statistics_round_trip_through_their_wire_format() -> None:
+    statistics = noised(
+        co_listening(_random_edges(25, 30, seed=4), 25, 30), 0.01, torch.Generator().manual_seed(0)
+    )
+    data = encode_statistics(statistics)
+    decoded = decode_statistics(data, num_artists=30)
+    assert decoded.listeners == statistics.listeners
+    # float16 values: three significant digits survive.
+    assert torch.allclose(_dense(decoded), _dense(statistics), rtol=2e-3, atol=1e-4)
+    assert len(data) < 12 * statistics.entries  # CSR with int16 columns and float16 values
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda data: data[: len(data) // 2],
+        lambda data: b"not statistics at all",
+        lambda data: data.replace(b"spore-colistening/1", b"spore-colistening/9"),
+    ],
+)
+def test_malformed_statistics_are_refused(mangle) -> None:  # type: ignore[no-untyped-def]
+    data = encode_statistics(co_listening(_random_edges(10, 12, seed=5), 10, 12))
+    with pytest.raises(MalformedStatisticsError):
+        decode_statistics(mangle(data), num_artists=12)
+
+
+def test_statistics_for_another_catalogue_are_refused() -> None:
+    data = encode_statistics(co_listening(_random_edges(10, 12, seed=5), 10, 12))
+    with pytest.raises(MalformedStatisticsError, match="12 artists"):
+        decode_statistics(data, num_artists=13)
+
+
+def test_item_graph_scores_are_rp3beta() -> None:
+    edges = _random_edges(16, 10, seed=6)
+    ratings = torch.zeros(16, 10)
+    ratings[edges[0], edges[1]] = 1.0
+    beta = 0.3
+    # Reference RP3beta (Paudel et al. 2017): P_ui = r/deg_u, P_iu = r/deg_i, W = P_iu P_ui / deg_j^beta.
+    user_to_item = ratings / ratings.sum(dim=1, keepdim=True)
+    degree = ratings.sum(dim=0).clamp(min=1)  # an artist nobody heard walks nowhere
+    item_to_user = ratings.T / degree.unsqueeze(1)
+    walk = item_to_user @ user_to_item
+    weights = walk / degree.pow(beta).unsqueeze(0)
+    weights.fill_diagonal_(0.0)
+    graph = ItemGraph.from_statistics(co_listening(edges, 16, 10), beta=beta)
+    assert torch.allclose(graph.score(ratings), ratings @ weights, atol=1e-5)
+
+
+def test_standardised_rows_and_blend() -> None:
+    scores = torch.tensor([[1.0, 2.0, 3.0, 10.0], [5.0, 5.0, 6.0, 4.0]])
+    rows = standardised(scores)
+    assert torch.allclose(rows.mean(dim=1), torch.zeros(2), atol=1e-6)
+    assert torch.allclose(rows.std(dim=1), torch.ones(2), atol=1e-6)
+    flipped = blended(lambda listeners: scores, lambda listeners: -scores, 2.0)(torch.tensor([0, 1]))
+    assert torch.allclose(flipped, -rows, atol=1e-6)
+
+
+def test_taste_communities_separate_listeners_of_disjoint_artists() -> None:
+    left = torch.tensor([[u, a] for u in range(10) for a in range(0, 6) if (u + a) % 3]).T
+    right = torch.tensor([[u, a] for u in range(10, 20) for a in range(6, 12) if (u + a) % 3]).T
+    labels = taste_communities(torch.cat([left, right], dim=1), 20, 12, k=2, seed=0)
+    assert len(set(labels[:10].tolist())) == 1 and len(set(labels[10:].tolist())) == 1
+    assert labels[0] != labels[10]
+
+
+@pytest.mark.parametrize("split", [IID, NON_IID])
+def test_every_listener_is_dealt_once_in_equal_shares(split: str) -> None:
+    tensors = synthetic_tensors(SMALL)
+    dealt = deal_listeners(tensors, 4, seed=1, split=split)
+    owners = sorted(int(listener) for node in dealt for listener in node.listeners)
+    assert owners == list(range(tensors.num_listeners))
+    assert {int(node.listeners.numel()) for node in dealt} == {tensors.num_listeners // 4}
+    total = sum(node.train_edges.shape[1] + node.held_out.shape[1] for node in dealt)
+    assert total == tensors.num_interactions
+
+
+def test_non_iid_nodes_hold_more_alike_listeners_than_iid_nodes() -> None:
+    tensors = synthetic_tensors(SynthParams(listeners=80, artists=300, seed=5, communities=4))
+
+    def within_node_overlap(split: str) -> float:
+        dealt = deal_listeners(tensors, 4, seed=0, split=split)
+        shares = []
+        for node in dealt:
+            counts = torch.bincount(node.train_edges[1], minlength=tensors.num_artists).float()
+            shares.append(float((counts * (counts - 1)).sum() / counts.sum()))
+        return sum(shares) / len(shares)
+
+    with pytest.raises(ValueError):
+        deal_listeners(tensors, 4, seed=0, split="sorted")
+    assert within_node_overlap(NON_IID) > 1.3 * within_node_overlap(IID)
+
+
+def test_statistics_exchange_checks_every_payload_and_agrees_within_groups(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    world = recsys_fungiverse(4, params=SMALL, group_size=2, embedding_dim=8, max_rounds=1)
+    checked: list[list[str]] = []
+
+    def spy(payload: bytes, iris: list[str]) -> None:
+        checked.append(list(iris))
+        check_outgoing(payload, iris)
+
+    monkeypatch.setattr(scenario, "check_outgoing", spy)
+    shared = share_item_graph(world, group_size=2, sigma=0.0)
+    assert checked == [world.listener_iris(i) for i in range(4)]
+    assert all(sent == size for sent, size in zip(shared.bytes_sent, shared.payload_bytes, strict=True))
+    listened = torch.eye(world.tensors.num_artists)[:5]
+    same = [
+        torch.allclose(shared.graphs[a].score(listened), shared.graphs[b].score(listened))
+        for a, b in ((0, 1), (2, 3))
+    ]
+    assert same == [True, True]
+    assert not torch.allclose(shared.graphs[0].score(listened), shared.graphs[2].score(listened))
+    # The check is not vacuous: statistics whose header named a listener would be refused.
+    doctored = save_safetensors({"values": torch.zeros(1)}, metadata={"source": world.listener_iris(0)[0]})
+    with pytest.raises(PrivacyViolation):
+        check_outgoing(doctored, world.listener_iris(0))
+
+
+@pytest.mark.slow
+def test_benchmark_quality_path_runs_every_method_with_the_privacy_check(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from fungiverse_quality import Settings, run_quality, targets
+
+    tensors = synthetic_tensors(SynthParams(listeners=64, artists=200, seed=2))
+    settings = Settings(
+        nodes=4,
+        embedding_dim=8,
+        num_layers=2,
+        central_epochs=4,
+        silo_epochs=4,
+        rounds=4,
+        every=2,
+        row_fraction=0.1,
+        fine_tune_epochs=1,
+        noise=0.001,
+    )
+    results = run_quality(tensors, settings)
+    for split in (IID, NON_IID):
+        methods = {m["method"]: m for m in results[split]}
+        assert set(methods) == {"silo (each node alone)", "FedAvg", "SPORE", "SPORE, uncompressed"}
+        assert methods["FedAvg"]["update_share_of_full_copy"] > 0.9  # full copies
+        assert methods["SPORE"]["update_share_of_full_copy"] < 0.2  # 10 % of rows, int8
+        assert methods["SPORE"]["payloads_checked"] > 0 and methods["SPORE"]["statistics_payload_bytes"] > 0
+        assert all(0.0 <= m["recall"] <= 1.0 for m in methods.values())
+    assert {row[0] for row in targets(results)} >= {"IID: SPORE / centralized", "non-IID: SPORE / FedAvg"}
