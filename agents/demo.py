@@ -43,6 +43,8 @@ __all__ = [
     "plan_demo",
     "load_plan",
     "save_plan",
+    "load_progress",
+    "save_progress",
     "example_choices",
     "derive_blueprints",
     "write_blueprints",
@@ -53,6 +55,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "blueprints"
 PLAN_FILE = "demo.json"
+PROGRESS_FILE = "progress.json"
 # Hashtags the demo's groups gather around, in the order groups are added as nodes grow.
 GENRES = ("#jazz", "#indie", "#rock", "#electronic", "#ambient", "#hiphop", "#folk", "#metal")
 _DIMENSIONS = (32, 48, 64)
@@ -154,6 +157,25 @@ def load_plan(state_dir: Path) -> DemoPlan | None:
         raise DemoError(
             f"{path} is not a demo plan ({error}); remove it or use another --state-dir"
         ) from error
+
+
+def load_progress(state_dir: Path) -> int:
+    """The last round the demo saw every node finish (0 for a fresh demo or an unreadable record)."""
+    try:
+        return int(json.loads((state_dir / PROGRESS_FILE).read_text(encoding="utf-8"))["round"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def save_progress(state_dir: Path, round_number: int) -> None:
+    """Remember the round reached, so that a resumed demo counts ``--rounds`` from there.
+
+    The hosts keep their own rounds in their checkpoints, but right after a restart their nodes are
+    in no group until they rejoin, and a status read then would say round 0.
+    """
+    temporary = state_dir / f"{PROGRESS_FILE}.tmp"
+    temporary.write_text(json.dumps({"round": round_number}) + "\n", encoding="utf-8")
+    os.replace(temporary, state_dir / PROGRESS_FILE)
 
 
 # -- blueprints --------------------------------------------------------------------------------------

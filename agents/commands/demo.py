@@ -61,10 +61,10 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 )
 @click.option(
     "--round-seconds",
-    type=click.FloatRange(0.0),
-    default=2.0,
+    type=click.FloatRange(0.1),
+    default=5.0,
     show_default=True,
-    help="Pause between rounds.",
+    help="Each host's round period (spore serve --round-seconds).",
 )
 @click.pass_context
 def demo(
@@ -126,7 +126,7 @@ def demo(
             fungiverse.start()
             fungiverse.wait_ready()
             _show_urls(plan)
-            final = _follow(fungiverse, plan.urls, rounds, started)
+            final = _follow(fungiverse, state_dir, rounds, started)
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
             click.echo(f"\nstopping {len(plan.hosts)} host(s)...", err=True)
@@ -155,26 +155,27 @@ def _show_urls(plan: DemoPlan) -> None:
 
 
 def _follow(
-    fungiverse: Fungiverse, urls: list[str], rounds: int | None, started: float
+    fungiverse: Fungiverse, state_dir: Path, rounds: int | None, started: float
 ) -> list[watch.HostStatus | watch.Unreachable]:
     """Poll the hosts, print a line per round, return the last statuses once ``rounds`` more are done."""
-    first_round: int | None = None
+    urls = fungiverse.plan.urls
+    first_round = orchestration.load_progress(state_dir)
+    if first_round:
+        click.echo(f"resuming at round {first_round}")
     shown: tuple[int, int] | None = None
     last_line = 0.0
     while True:
         fungiverse.check_alive()
         results = watch.fetch_all(urls)
         summary = watch.summarise(results)
-        if summary.reachable and first_round is None:
-            first_round = summary.round
-            if first_round:
-                click.echo(f"resuming at round {first_round}")
         now = time.monotonic()
         key = (summary.round, summary.groups)
         if key != shown or now - last_line > 30:
             click.echo(watch.progress_line(summary, now - started))
             shown, last_line = key, now
-        done = rounds is not None and first_round is not None and summary.round >= first_round + rounds
+            if summary.reachable == len(urls) and summary.round > first_round:
+                orchestration.save_progress(state_dir, summary.round)
+        done = rounds is not None and summary.round >= first_round + rounds
         if done and summary.reachable == len(urls):
             return list(results)
         time.sleep(1.0)
