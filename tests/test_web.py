@@ -236,6 +236,20 @@ def test_recommend_for_a_listener_of_the_node(world) -> None:
 
 
 @pytest.mark.slow
+def test_a_public_host_keeps_its_listeners_private(world) -> None:
+    state = web_state(world.a.app)
+    assert state.listeners_public  # a loopback fungiverse shows them
+    listener = world.model.tensors.listeners[3]
+    state.listeners_public = False
+    try:
+        assert listener not in get(world, "/").text
+        refused = get(world, "/recommend", params={"node": "alice", "listener": listener})
+        assert refused.status_code == 403 and "private" in refused.text
+    finally:
+        state.listeners_public = True
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("params", "status", "text"),
     [

@@ -24,7 +24,7 @@ from rdflib import Graph
 import queries
 from federation.actors import LocalActor
 from federation.runtime import HostRuntime
-from federation.web.recommending import ModelRegistry
+from federation.web.recommending import ARCHITECTURE_NAMES, ModelRegistry
 from knowledge.graphs import NodeGraphs
 from knowledge.store import KnowledgeStore, StoreError
 
@@ -41,9 +41,15 @@ _FORMAT_ALIASES |= {"nt": "ntriples", "ntriples": "ntriples", "n-triples": "ntri
 
 @dataclass
 class WebState:
+    """What the pages share. ``listeners_public``: whether the page lists a node's listeners and
+    recommends for them. Their IRIs live in the private graph, and a listener's list (which leaves out
+    what they play) hints at their listening, so only a local fungiverse (``allow_loopback``) shows
+    them unless the operator sets it."""
+
     runtime: HostRuntime
     templates: Jinja2Templates
     models: ModelRegistry = field(default_factory=ModelRegistry)
+    listeners_public: bool = False
 
     @property
     def base_url(self) -> str:
@@ -179,9 +185,9 @@ def mount_web(app: FastAPI, runtime: HostRuntime) -> WebState:
     from federation.web.pages import recommend_router
 
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(short=short, static=STATIC_PATH)
+    templates.env.globals.update(short=short, static=STATIC_PATH, architecture_names=ARCHITECTURE_NAMES)
     templates.env.filters["page"] = lambda iri: page_of(iri, runtime.config.base_url)
-    state = WebState(runtime=runtime, templates=templates)
+    state = WebState(runtime=runtime, templates=templates, listeners_public=runtime.config.allow_loopback)
     app.state.web = state
     app.include_router(recommend_router())
     app.include_router(browse_router())

@@ -42,7 +42,8 @@ def _form_context(state: WebState, node: str | None) -> dict[str, Any]:
         for name, actor in state.runtime.actors.nodes.items()
     ]
     model = state.models.get(node) if node else None
-    listeners = list(model.tensors.listeners[:LISTENERS_SHOWN]) if model is not None else []
+    shown = model is not None and state.listeners_public
+    listeners = list(model.tensors.listeners[:LISTENERS_SHOWN]) if shown else []
     group_label = None
     if model is not None and model.group is not None:
         local = state.local_actor(model.group)
@@ -53,7 +54,7 @@ def _form_context(state: WebState, node: str | None) -> dict[str, Any]:
         "model": model,
         "group_label": group_label,
         "listeners": listeners,
-        "listener_count": model.tensors.num_listeners if model is not None else 0,
+        "listener_count": model.tensors.num_listeners if shown else 0,
     }
 
 
@@ -94,6 +95,9 @@ def recommend_router() -> APIRouter:
             query = RecommendationQuery.parse(chosen, artists, listener, k)
         except ValueError as error:
             return _problem(request, state, context, 400, str(error), rdf)
+        if query.listener is not None and not state.listeners_public:
+            message = "this host does not recommend for its listeners by name: their data is private"
+            return _problem(request, state, context, 403, message, rdf)
         model = state.models.get(chosen)
         if model is None:
             message = f"node {chosen} has no trained model yet; it will after its first round"

@@ -41,6 +41,11 @@ __all__ = [
     "recommendation_iri",
 ]
 
+ARCHITECTURE_NAMES = {
+    "lightgcn": "LightGCN",
+    "knowledge-lightgcn": "knowledge-aware LightGCN",
+    "bpr-mf": "matrix factorisation",
+}
 MAX_K = 100
 MAX_ARTISTS = 50
 
@@ -320,7 +325,7 @@ def answer(model: NodeModel, query: RecommendationQuery, base_url: str) -> Answe
         snapshot=model.snapshot,
         group=model.group,
         round=model.round,
-        architecture=model.architecture,
+        architecture=ARCHITECTURE_NAMES.get(model.architecture, model.architecture),
         iri=iri,
         rdf=rdf,
     )
