@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "demo": "agents.commands.demo:demo",
     "status": "agents.commands.status:status",
     "explain": "agents.commands.explain:explain",
+    "spawn": "agents.commands.spawn:spawn",
 }
 
 
