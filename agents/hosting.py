@@ -48,6 +48,8 @@ __all__ = ["HostOptions", "NodeHost", "attach_nodes", "start_fungus_host"]
 log = logging.getLogger(__name__)
 
 RoundListener = Callable[[dict[str, Any]], None]
+# Builds the planned nodes once peers are known: gets actor -> sought hashtags of every known node.
+NodeBuilder = Callable[[dict[str, tuple[str, ...]]], list[FungusNode]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class HostOptions:
     announce_from_status: bool = True
     checkpoint_dir: Path | None = None  # {dir}/{node}/ checkpoint after every round
     autostart: bool = True  # start the nodes as soon as the app starts (tests start them together)
+    discover_seconds: float = 0.0  # before building planned nodes, wait this long for every peer
 
 
 @dataclass
@@ -84,25 +87,44 @@ class NodeHost:
         options: HostOptions = HostOptions(),
         on_round: RoundListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        planned: dict[str, tuple[str, ...]] | None = None,
+        build: NodeBuilder | None = None,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         self.runtime = runtime
-        self.nodes = {node.actor: node for node in nodes}
+        self.nodes: dict[str, FungusNode] = {}
         self.options = options
         self.on_round = on_round
+        self.on_finished = on_finished
         self.clock = clock
         self.epoch: float | None = None
         self.transport = HttpTransport(runtime, self.deliver)
         self.peer_status: dict[str, dict[str, Any]] = {}
-        self._tracked = {actor: _Tracked() for actor in self.nodes}
+        # actor -> sought hashtags (in order) of every node known here, local ones included.
+        self.known: dict[str, tuple[str, ...]] = dict(planned or {})
+        self.build = build
+        self._tracked: dict[str, _Tracked] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spore-steps")
         self._tasks: list[asyncio.Task[None]] = []
         self.finished = asyncio.Event()
+        for actor, seeks in self.known.items():
+            self._check_local(actor)
+            self.transport.directory.learn(actor, inbox=f"{runtime.config.base_url}/inbox", seeks=seeks)
+        self.add_nodes(nodes)
+
+    def _check_local(self, actor: str) -> None:
+        local = self.runtime.actors.by_id(actor)
+        if local is None or local.node is None:
+            raise ValueError(f"{actor} is not a node actor of host {self.runtime.config.base_url}")
+
+    def add_nodes(self, nodes: list[FungusNode]) -> None:
         for node in nodes:
-            local = runtime.actors.by_id(node.actor)
-            if local is None or local.node is None:
-                raise ValueError(f"{node.actor} is not a node actor of host {runtime.config.base_url}")
+            self._check_local(node.actor)
+            self.nodes[node.actor] = node
+            self._tracked[node.actor] = _Tracked()
+            self.known[node.actor] = node.state.seeks
             self.transport.directory.learn(
-                node.actor, inbox=f"{runtime.config.base_url}/inbox", seeks=node.state.seeks
+                node.actor, inbox=f"{self.runtime.config.base_url}/inbox", seeks=node.state.seeks
             )
 
     # -- time ----------------------------------------------------------------------------------------
@@ -114,7 +136,19 @@ class NodeHost:
     async def start(self) -> None:
         """Take the protocol's activities from the inbox and start polling peers (nodes start later)."""
         self.transport.install()
+        self._tasks.append(asyncio.create_task(self._prepare(), name="spore-prepare"))
+
+    async def _prepare(self) -> None:
+        """Find the peers, build the planned nodes, start them (unless a test starts them)."""
+        deadline = self.clock() + self.options.discover_seconds
         await self.poll_peers()
+        while len(self.peer_status) < len(self.options.peers) and self.clock() < deadline:
+            await asyncio.sleep(0.5)
+            await self.poll_peers()
+        if self.build is not None:
+            known = dict(self.known)
+            built = await asyncio.get_running_loop().run_in_executor(self._executor, self.build, known)
+            self.add_nodes(built)
         self._tasks.append(asyncio.create_task(self._poll_forever(), name="spore-peer-poll"))
         if self.options.autostart:
             await self.begin(self.clock())
@@ -209,8 +243,10 @@ class NodeHost:
             )
         if self.on_round is not None:
             self.on_round(line)
-        if all(other.done for other in self.nodes.values()):
+        if all(other.done for other in self.nodes.values()) and not self.finished.is_set():
             self.finished.set()
+            if self.on_finished is not None:
+                self.on_finished()
 
     def bytes_sent(self, actor: str) -> int:
         """Activity bytes POSTed plus artifact bytes served to peers, for one node."""
@@ -241,7 +277,8 @@ class NodeHost:
             # Only actors on the peer's own origin: a host speaks for its own nodes, not for others.
             if not isinstance(actor, str) or not same_origin(actor, peer):
                 continue
-            seeks = [tag for tag in entry.get("seeks", []) if isinstance(tag, str)]
+            seeks = tuple(tag for tag in entry.get("seeks", []) if isinstance(tag, str))
+            self.known[actor] = seeks
             inbox = entry.get("shared_inbox") or entry.get("inbox")
             self.transport.directory.learn(
                 actor,
@@ -270,6 +307,12 @@ class NodeHost:
     def status(self) -> dict[str, Any]:
         """The host's JSON status (shape documented in docs/federation.md, "Host status")."""
         nodes = [self._node_status(node) for node in self.nodes.values()]
+        base = self.runtime.config.base_url
+        nodes += [
+            self._planned_status(actor, seeks)
+            for actor, seeks in self.known.items()
+            if actor not in self.nodes and same_origin(actor, base)
+        ]
         rounds = [entry["round"] for entry in nodes if entry["round"] is not None]
         groups = [group for entry in nodes for group in entry["owns"]]
         return {
@@ -289,6 +332,27 @@ class NodeHost:
                 for peer in self.options.peers
             ],
             "transport": dict(sorted(self.transport.stats.items())),
+        }
+
+    def _planned_status(self, actor: str, seeks: tuple[str, ...]) -> dict[str, Any]:
+        """A node that is still being built (its data loading): known by name and hashtags only."""
+        local = self.runtime.actors.by_id(actor)
+        return {
+            "name": local.name if local is not None else actor.rsplit("/", 1)[-1],
+            "actor": actor,
+            "inbox": local.inbox if local is not None else None,
+            "shared_inbox": f"{self.runtime.config.base_url}/inbox",
+            "seeks": list(seeks),
+            "up": False,
+            "done": False,
+            "round": None,
+            "rounds_done": 0,
+            "phase": None,
+            "group": None,
+            "owns": [],
+            "last_round": None,
+            "bytes_sent": 0,
+            "counters": {},
         }
 
     def _node_status(self, node: FungusNode) -> dict[str, Any]:
@@ -363,6 +427,7 @@ def attach_nodes(
     options: HostOptions = HostOptions(),
     on_round: RoundListener | None = None,
     clock: Callable[[], float] = time.monotonic,
+    **planning: Any,
 ) -> NodeHost:
     """Run ``nodes`` on the host ``app`` (from ``federation.host.build_host``); ``app.state.nodes``.
 
@@ -370,7 +435,7 @@ def attach_nodes(
     The node runtime starts after the federation runtime, inside the app's lifespan.
     """
     runtime: HostRuntime = app.state.runtime
-    host = NodeHost(runtime, nodes, options=options, on_round=on_round, clock=clock)
+    host = NodeHost(runtime, nodes, options=options, on_round=on_round, clock=clock, **planning)
     for router in (status_router(host), artifact_router(host.transport)):
         app.router.routes[:0] = router.routes
     original = app.router.lifespan_context

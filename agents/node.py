@@ -113,6 +113,7 @@ class Checkpoint:
     sequence: int
     weights: dict[str, Tensor]
     group: str | None = None  # hashtag of the group it trained with
+    founded: str | None = None  # hashtag of the group it owns: a resumed node founds it again
 
     def resume(self, state: NodeState) -> NodeState:
         """``state`` (a fresh initial state) carried on from this checkpoint.
@@ -142,6 +143,7 @@ def save_checkpoint(state: NodeState, directory: Path) -> None:
         "rounds_done": state.rounds_done,
         "sequence": state.sequence,
         "group": membership.group.hashtag if membership is not None else None,
+        "founded": next((owned.info.hashtag for owned in state.owned.values()), None),
     }
     weights_tmp = directory / "weights.safetensors.tmp"
     save_file({name: tensor.contiguous() for name, tensor in state.weights.items()}, str(weights_tmp))
@@ -163,4 +165,5 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         sequence=int(record["sequence"]),
         weights=load_file(str(weights_path)),
         group=record.get("group"),
+        founded=record.get("founded"),
     )
