@@ -83,7 +83,8 @@ def read_blueprint(path: Path) -> Blueprint:
     try:
         graph.parse(path, format="turtle", publicID=path.resolve().as_uri())
     except (OSError, ParserError, SyntaxError, ValueError) as error:
-        raise BlueprintError(f"{path}: not readable Turtle: {error}") from error
+        reason = " ".join(str(error).split())  # rdflib's messages span several lines
+        raise BlueprintError(f"{path}: not readable Turtle: {reason}") from error
     blueprints = sorted(graph.subjects(predicate=SPORE.nodeName))
     if len(blueprints) != 1:
         raise BlueprintError(f"{path}: expected one blueprint with spore:nodeName, found {len(blueprints)}")
