@@ -8,6 +8,7 @@ tensors read once from the node's own graphs, the same rows its learner trains o
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from models.data import MusicTensors
 
 __all__ = ["LiveNodeModel", "serve_node_models"]
+
+log = logging.getLogger(__name__)
 
 
 class LiveNodeModel:
@@ -50,18 +53,24 @@ class LiveNodeModel:
         with self._lock:
             if self._built is not None and self._built[0] is state.weights:
                 return self._built[1]
+            if "artist_embedding.weight" not in state.weights:
+                return None  # not a recommender's weights (e.g. the protocol tests' linear learner)
             tensors = self._read_tensors()
-            if tensors is None or "artist_embedding.weight" not in state.weights:
+            if tensors is None:
                 return None
             membership = state.membership
-            model = NodeModel.from_weights(
-                state.weights,
-                tensors,
-                node=self.node.actor,
-                group=membership.group.iri if membership is not None else None,
-                round=self.node.round if self.node.round is not None else state.rounds_done,
-                num_layers=int(getattr(self.node.ctx.learner, "num_layers", 3)),
-            )
+            try:
+                model = NodeModel.from_weights(
+                    state.weights,
+                    tensors,
+                    node=self.node.actor,
+                    group=membership.group.iri if membership is not None else None,
+                    round=self.node.round if self.node.round is not None else state.rounds_done,
+                    num_layers=int(getattr(self.node.ctx.learner, "num_layers", 3)),
+                )
+            except ValueError as error:  # weights for other rows than the node's graph holds
+                log.warning("the web page cannot use %s's weights: %s", self.node.name, error)
+                return None
             self._built = (state.weights, model)
             return model
 
