@@ -37,6 +37,7 @@ from agents.node import FungusNode, save_checkpoint
 from agents.protocol.core import Envelope
 from agents.protocol.messages import PUBLIC, Announce, MessageError
 from agents.protocol.wire import from_activity, to_activity
+from agents.web_models import serve_node_models
 from federation.client import FetchError
 from federation.config import HostConfig, NodeSpec
 from federation.host import RunningHost, bind_loopback, build_host
@@ -451,6 +452,7 @@ def attach_nodes(
 
     app.router.lifespan_context = lifespan
     app.state.nodes = host
+    serve_node_models(app, nodes)  # the web page recommends with each node's current weights
     return host
 
 
