@@ -25,6 +25,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pyoxigraph import BlankNode, Literal, NamedNode, QueryResultsFormat, QuerySolutions, RdfFormat, Triple
 from pyoxigraph import serialize as serialize_rdf
 
+from federation.fungiverse_endpoint import answer_fungiverse, wants_fungiverse
 from federation.jsonld import SPORE_CONTEXT_URL, compact
 from federation.runtime import HostRuntime
 from federation.sparql_protocol import (
@@ -70,6 +71,7 @@ class EndpointScope:
     url: str
     title: str
     public_graphs: tuple[NamedNode, ...]
+    actors: tuple[str, ...] = ()  # local actors whose peers a fungiverse query reaches
 
 
 class ResultTooLarge(Exception):
@@ -232,6 +234,7 @@ class SparqlService:
         self.max_bytes = limits.sparql_max_result_bytes
         self.max_body = limits.max_body_bytes
         self.token = runtime.config.sparql_update_token
+        self.runtime = runtime
         # Slots are released by the worker thread when it actually finishes, so queries the client
         # stopped waiting for still count: a burst of runaway queries gets 503, not a growing backlog.
         self.slots = threading.BoundedSemaphore(limits.sparql_workers)
@@ -293,6 +296,20 @@ class SparqlService:
             if parsed.operation is Operation.UPDATE:
                 return await self._update(parsed, scope, request.headers.get("authorization"))
             _check_public(parsed.text)
+            if wants_fungiverse(request.query_params.get("fungiverse")):
+                if parsed.dataset_given:
+                    raise ProtocolError(400, "a fungiverse query cannot name graphs: each peer has its own")
+                return await answer_fungiverse(
+                    self.runtime,
+                    self.store,
+                    text=parsed.text,
+                    endpoint=scope.url,
+                    public_graphs=scope.public_graphs,
+                    actors=scope.actors,
+                    accept=request.headers.get("accept"),
+                    peer_timeout=request.query_params.get("peer-timeout"),
+                    limit=self.timeout,
+                )
             defaults, named = restrict_dataset(parsed, scope.public_graphs)
             accept = request.headers.get("accept")
             if negotiate(accept, [*RESULT_FORMATS, *GRAPH_FORMATS]) is None:
@@ -369,10 +386,14 @@ def sparql_router(runtime: HostRuntime) -> APIRouter:
         f"{base}/sparql",
         f"Public graphs of the SPORE host {runtime.config.domain}",
         _public_graphs([actor.id for actor in nodes.values()]),
+        tuple(actor.id for actor in [*nodes.values(), *runtime.actors.groups.values()]),
     )
     node_scopes = {
         name: EndpointScope(
-            f"{actor.id}/sparql", f"Public graphs of the fungus node {name}", _public_graphs([actor.id])
+            f"{actor.id}/sparql",
+            f"Public graphs of the fungus node {name}",
+            _public_graphs([actor.id]),
+            (actor.id,),
         )
         for name, actor in nodes.items()
     }

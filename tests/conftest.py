@@ -186,3 +186,19 @@ def virtuoso_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 # ---- end of knowledge store block ----
+
+
+# ---- linked data: three real hosts with minted resources (tests/test_linked_data.py, test_crawl.py,
+# test_fanout.py, interop/test_comunica.py); see tests/linked_data_world.py ----
+
+
+@pytest.fixture(scope="session")
+def ld_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.linked_data_world import start_world
+
+    world = start_world(tmp_path_factory.mktemp("ld-world"))
+    yield world
+    world.stop()
+
+
+# ---- end of linked data block ----

@@ -7,8 +7,6 @@ real hosts (tests/linked_data_world.py) and parses what comes back with rdflib, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +19,7 @@ from federation.jsonld import known_context
 from federation.linked_data.html import render_resource_page
 from federation.linked_data.negotiation import Representation, choose, not_acceptable_message
 from federation.linked_data.void import NodeDataset, void_description
-from tests.linked_data_world import World, start_world
+from tests.linked_data_world import World
 
 VOID = Namespace("http://rdfs.org/ns/void#")
 SD = Namespace("http://www.w3.org/ns/sparql-service-description#")
@@ -127,11 +125,9 @@ def _lit(term: object) -> object:
 # -- three real hosts --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    started = start_world(Path(tmp_path_factory.mktemp("ld")))
-    yield started
-    started.stop()
+@pytest.fixture
+def world(ld_world: World) -> World:
+    return ld_world
 
 
 def _get(url: str, accept: str | None = None, **params: str) -> httpx.Response:

@@ -93,6 +93,15 @@ def _named_queries_epilog() -> str:
 @click.option(
     "--update", "is_update", is_flag=True, help="QUERY is a SPARQL update; opens the store for writing."
 )
+@click.option(
+    "--fungiverse",
+    is_flag=True,
+    help="Run QUERY over every node the asking node knows (its --endpoint fans out, or the CLI fans "
+    "out from --store); rows gain ?answeredBy and stderr says which peers answered.",
+)
+@click.option(
+    "--peer-timeout", type=float, default=None, help="Seconds each peer gets with --fungiverse (default 10)."
+)
 def query(
     query_source: str,
     store_dir: Path | None,
@@ -107,6 +116,8 @@ def query(
     named_graph: tuple[str, ...],
     output_format: str,
     is_update: bool,
+    fungiverse: bool = False,
+    peer_timeout: float | None = None,
 ) -> None:
     """Run QUERY against a node's store or a SPARQL endpoint and print the results.
 
@@ -135,6 +146,11 @@ def query(
                 + " ".join(f"--bind {name}=..." for name in missing)
                 + f" ({named.bindings[missing[0]]})"
             )
+    if fungiverse:
+        run_fungiverse(
+            text, bindings, store_dir, endpoint, token, timeout, peer_timeout, is_update, output_format
+        )
+        return
     store = open_target(store_dir, endpoint, update_url, user, password, token, timeout, writable=is_update)
     try:
         if is_update:
@@ -153,6 +169,47 @@ def query(
         raise click.ClickException(first_line(error.message)) from error
     finally:
         store.close()
+
+
+def run_fungiverse(
+    text: str,
+    bindings: dict[str, Term],
+    store_dir: Path | None,
+    endpoint: str | None,
+    token: str | None,
+    timeout: float,
+    peer_timeout: float | None,
+    is_update: bool,
+    output_format: str,
+) -> None:
+    """``--fungiverse``: fan the query out (see agents/fungiverse_query.py) and print the merged result."""
+    from agents.fungiverse_query import ask_endpoint, ask_from_store, report_lines
+    from knowledge.store.bindings import BindingError, bind
+
+    if is_update:
+        raise click.UsageError("--fungiverse runs queries only; updates stay on one store")
+    if (store_dir is None) == (endpoint is None):
+        raise click.UsageError(
+            "--fungiverse needs exactly one of --store DIR or --endpoint URL (the asking node)"
+        )
+    try:
+        text = bind(text, bindings)
+        if endpoint is not None:
+            result, answered, failed = ask_endpoint(
+                endpoint, text, timeout=timeout, peer_timeout=peer_timeout, token=token
+            )
+        else:
+            assert store_dir is not None
+            if not store_dir.is_dir():
+                raise UnreadableInput(f"no store directory {store_dir}")
+            result, answered, failed = ask_from_store(store_dir, text, timeout=peer_timeout or 10.0)
+    except (BindingError, QueryError, SyntaxError) as error:
+        raise UnreadableInput(first_line(str(getattr(error, "message", error)))) from error
+    except StoreError as error:
+        raise click.ClickException(first_line(error.message)) from error
+    write_result(result, output_format)
+    for line in report_lines(answered, failed):
+        click.echo(line, err=True)
 
 
 def read_query(source: str) -> tuple[str, queries.NamedQuery | None]:
