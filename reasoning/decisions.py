@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pyoxigraph import Literal, NamedNode, QuerySolutions
 
 import queries
-from knowledge.graphs import PUBLIC_KINDS, GraphKind, graph_iri
 from knowledge.store import KnowledgeStore
 from ontology import SPORE
 from reasoning.mutation import MutationOutcome, Operator, decide_mutation
-from reasoning.records import Decision
+from reasoning.records import Decision, rule_dataset
 from reasoning.rules import Entailment, entail
 from reasoning.switching import SwitchOutcome, decide_switch
 from shapes.validation import Validator
@@ -76,9 +75,7 @@ def reason(
     """Entail, then run the decision rules for ``node`` at ``round_number``; decisions are recorded."""
     entailed = None
     if entailment:
-        node_iri = NamedNode(node)
-        sources = [graph_iri(node_iri, kind) for kind in PUBLIC_KINDS if kind is not GraphKind.CATALOGUE]
-        entailed = entail(store, graphs=sources, into=inferred_graph(node))
+        entailed = entail(store, graphs=rule_dataset(node), into=inferred_graph(node))
     switch = decide_switch(store, node, round_number=round_number, now=now)
     mutated = MutationOutcome(None)
     if mutation and not switch.switches:

@@ -122,8 +122,8 @@ def record(store: KnowledgeStore, decision: Decision) -> NamedNode:
     graph = graph_iri(NamedNode(decision.node), GraphKind.DECISIONS)
     subject = NamedNode(decision.iri)
     store.update(
-        "DELETE { GRAPH ?g { ?s ?p ?o } } WHERE { GRAPH ?g { ?s ?p ?o } "
-        'FILTER (?s = ?decision || STRSTARTS(STR(?s), CONCAT(STR(?decision), "#"))) }',
+        "DELETE { GRAPH ?g { ?decision ?p ?o . ?option ?q ?v } } WHERE { GRAPH ?g { ?decision ?p ?o "
+        "OPTIONAL { ?decision <https://w3id.org/spore/ns#weighed> ?option . ?option ?q ?v } } }",
         bindings={"g": graph, "decision": subject},
     )
     store.extend(decision_quads(decision, graph))
@@ -131,20 +131,21 @@ def record(store: KnowledgeStore, decision: Decision) -> NamedNode:
 
 
 def rule_dataset(node: str) -> list[NamedNode]:
-    """The graphs a rule reads: the node's public graphs (never the private one) and its inferences."""
+    """The graphs a rule reads: the node's public graphs except the catalogue (never the private one).
+
+    The catalogue is left out because no rule reads artists, and every graph in a union default
+    graph costs each triple pattern a lookup; the entailed graph is left out because the rules match
+    the asserted terms they name (the entailment is for the node's readers, such as its SPARQL
+    endpoint asking for every ``spore:Decision``).
+    """
     node_iri = NamedNode(node)
-    graphs = [graph_iri(node_iri, kind) for kind in PUBLIC_KINDS if kind is not GraphKind.CATALOGUE]
-    return [*graphs, NamedNode(f"{node.rstrip('/')}/graphs/inferred")]
+    return [graph_iri(node_iri, kind) for kind in PUBLIC_KINDS if kind is not GraphKind.CATALOGUE]
 
 
 def run_rule(
     store: KnowledgeStore, name: str, node: str, bindings: Mapping[str, Term] | None = None
 ) -> list[RuleRow]:
-    """Run the named rule with ``?node`` bound over :func:`rule_dataset`; its rows as dictionaries.
-
-    The catalogue is left out of the dataset: no rule reads artists, and a union default graph
-    over thousands of catalogue triples is what would make a rule slow.
-    """
+    """Run the named rule with ``?node`` bound over :func:`rule_dataset`; its rows as dictionaries."""
     result = store.query(
         queries.load(name),
         bindings={"node": NamedNode(node), **(bindings or {})},
