@@ -10,12 +10,7 @@ already serves its cap of nodes (a host setting, :data:`DEFAULT_MAX_NODES_PER_HO
 mutant fails the shapes. Every outcome, refusals included, becomes a ``spore:SpawnDecision`` in the
 parent's decisions graph (:func:`spawn_decision`).
 
-Automatic spawning (:func:`spawn_due`) is a rule over the node's own validation history: a node
-whose recall rose by at least its ``spore:switchMargin`` over its last ``spore:stagnationRounds``
-rounds is healthy, and a healthy node with room under both caps spawns one child to explore a
-variant of its blueprint. A failing blueprint is not copied. In the simulator
-(:func:`spawn_in_simulator`) the child starts from its parent's model and listeners (a variant of
-the same agent; data never leaves the host), seeks the parent's hashtags, joins and learns.
+Automatic spawning under policy, in the simulator, is :mod:`agents.autospawn`.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from __future__ import annotations
 import datetime
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,9 +29,6 @@ from rdflib.namespace import PROV
 from rdflib.term import Node
 
 import queries
-from agents.protocol.context import NodeContext
-from agents.protocol.state import initial_state
-from agents.simulator import Simulator
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import KnowledgeStore, to_rdflib
 from ontology import SPORE
@@ -53,15 +45,13 @@ __all__ = [
     "plan_spawn",
     "policy_value",
     "spawn_decision",
-    "spawn_due",
     "spawn_from_file",
-    "spawn_in_simulator",
     "spawn_in_store",
 ]
 
 DEFAULT_MAX_NODES_PER_HOST = 32
 """A host's cap on the nodes it serves when its operator sets none (``--max-nodes-per-host``)."""
-_NAME_LIMIT = 64  # federation.config.NAME_PATTERN
+_NAME_LIMIT = 30  # shapes:BlueprintShape, spore:nodeName
 
 
 @dataclass(frozen=True)
@@ -174,62 +164,6 @@ def spawn_decision(
         evidence=(str(outcome.parent), *evidence),
         explanation=outcome.reason if outcome.spawned else f"spawn refused: {outcome.reason}",
     )
-
-
-def spawn_due(
-    recalls: Sequence[float],
-    *,
-    window: int,
-    margin: float,
-    children: int,
-    cap: int,
-    host_nodes: int,
-    max_nodes_per_host: int,
-) -> str | None:
-    """Why the node should spawn now (one line), or None: it must be healthy (recall up by
-    ``margin``, relative, over the last ``window`` rounds) and have room under both caps."""
-    if children >= cap or host_nodes >= max_nodes_per_host or window < 1 or len(recalls) <= window:
-        return None
-    before, now = recalls[-window - 1], recalls[-1]
-    if before <= 0 or now < before * (1 + margin):
-        return None
-    return f"recall rose from {before:.4f} to {now:.4f} over {window} rounds; {children} of {cap} children"
-
-
-def _mutated_learner(learner: object, changes: Sequence[Change]) -> object:
-    """The parent's learner with the hyperparameters the mutation changed, where it has them."""
-    names = {f.name for f in fields(learner)} if hasattr(learner, "__dataclass_fields__") else set()  # type: ignore[arg-type]
-    updates: dict[str, float | int] = {}
-    for change in changes:
-        setting = {"learningRate": "learning_rate", "localEpochs": "local_epochs"}.get(change.setting)
-        if setting in names:
-            updates[setting] = int(change.new) if setting == "local_epochs" else float(change.new)
-    return replace(learner, **updates) if updates else learner  # type: ignore[type-var]
-
-
-def spawn_in_simulator(
-    simulator: Simulator,
-    parent: str,
-    *,
-    child: str,
-    changes: Sequence[Change] = (),
-    at: float | None = None,
-) -> None:
-    """Start ``child`` next to ``parent`` in ``simulator``: the parent's model, listeners and sought
-    hashtags, the mutated hyperparameters; it boots at ``at`` (default now), joins and learns."""
-    node = simulator.nodes[parent]
-    state = node.state
-    learner = _mutated_learner(node.ctx.learner, changes)
-    ctx: NodeContext = replace(node.ctx, learner=learner)  # type: ignore[arg-type]
-    blueprint = replace(state.blueprint, iri=f"{child}/blueprint")
-    seeks = state.seeks or tuple(g.hashtag for g in state.known_groups.values())
-    if state.membership is not None and state.membership.group.hashtag not in seeks:
-        seeks = (state.membership.group.hashtag, *seeks)
-    child_state = initial_state(
-        child, seed=state.seed + 7919, blueprint=blueprint, weights=dict(state.weights), seeks=seeks
-    )
-    child_state = replace(child_state, known_groups=dict(state.known_groups))
-    simulator.add_node(ctx, child_state, at=simulator.now if at is None else at)
 
 
 # I/O at the edges: blueprint files and a node's graphs --------------------------------------------------

@@ -34,6 +34,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from rdflib import Graph, Literal, URIRef
+
+from ontology import SPORE
 from reasoning.standing import PeerRecord, host_of
 
 __all__ = [
@@ -48,12 +51,17 @@ __all__ = [
     "enforce_host_policy",
     "find_outliers",
     "hearsay_support",
+    "policy_from_blueprint",
     "receive_accusation",
     "record_screening",
     "review_appeals",
     "robust_z",
 ]
 
+# Claims judged by the cross-check: shares in [0, 1] where higher is better, so an inflated claim is
+# one above what the node measures. Losses and errors are measured on the claimant's own data and
+# cannot be reproduced elsewhere.
+JUDGED_METRICS = ("recall", "ndcg", "hit", "precision", "map", "mrr")
 # Median absolute deviation to a normal standard deviation (Rousseeuw and Croux, JASA 1993).
 _MAD_TO_SIGMA = 1.4826
 
@@ -95,6 +103,30 @@ class DefederationPolicy:
             raise ValueError("the accusation quorum and strikes to block must be at least 1")
         if self.appeal_window is not None and not self.appeal_window > 0:
             raise ValueError(f"the appeal window must be positive, got {self.appeal_window}")
+
+
+def policy_from_blueprint(graph: Graph, blueprint: URIRef) -> DefederationPolicy:
+    """The defederation thresholds of ``blueprint``'s ``spore:policy`` in ``graph`` (defaults for
+    what it does not state; the blueprint shapes have checked ranges before a node runs it)."""
+    policy = graph.value(blueprint, SPORE.policy)
+    if policy is None:
+        return DefederationPolicy()
+
+    def value(prop: URIRef) -> float | None:
+        found = graph.value(policy, prop)
+        return float(found) if isinstance(found, Literal) else None
+
+    defaults = DefederationPolicy()
+    threshold, quorum = value(SPORE.outlierThreshold), value(SPORE.accusationQuorum)
+    window, strikes = value(SPORE.appealWindow), value(SPORE.strikesToBlock)
+    return DefederationPolicy(
+        outlier_threshold=threshold if threshold is not None else defaults.outlier_threshold,
+        accusation_quorum=int(quorum) if quorum is not None else defaults.accusation_quorum,
+        blocked_hosts=frozenset(str(h).lower() for h in graph.objects(policy, SPORE.blockedHost)),
+        appeal_window=window,
+        strikes_to_block=int(strikes) if strikes is not None else defaults.strikes_to_block,
+        iri=str(policy) if isinstance(policy, URIRef) else f"{blueprint}#policy",
+    )
 
 
 @dataclass(frozen=True)
@@ -214,11 +246,14 @@ def check_claims(
     tolerance: float,
     artifact: str | None = None,
 ) -> Evidence | None:
-    """Evidence when a metric the peer claims for its update exceeds what the node measures for the
-    same update on its own validation data by more than ``tolerance``; metrics the node cannot
-    measure (a training loss on the peer's data) are not judged."""
+    """Evidence when a ranking metric (:data:`JUDGED_METRICS`) the peer claims for its update
+    exceeds what the node measures for the same update on its own validation data by more than
+    ``tolerance``; metrics the node cannot measure (a training loss on the peer's data) are not
+    judged."""
     worst: tuple[float, str] | None = None
     for name, value in sorted(claimed.items()):
+        if not name.lower().startswith(JUDGED_METRICS):
+            continue
         if name in measured and value - measured[name] > tolerance:
             gap = value - measured[name]
             if worst is None or gap > worst[0]:

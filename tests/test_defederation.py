@@ -93,6 +93,8 @@ def test_a_claim_the_cross_check_does_not_reproduce_is_evidence_and_unmeasurable
         check_claims({"recall@20": 0.3}, {"recall@20": 0.2}, peer="x", round_number=0, tolerance=0.2) is None
     )
     assert check_claims({"loss": 0.0}, {"recall@20": 0.2}, peer="x", round_number=0, tolerance=0.2) is None
+    # an error measured on someone else's data is not comparable: never judged, whichever is larger
+    assert check_claims({"mse": 9.0}, {"mse": 0.1}, peer="x", round_number=0, tolerance=0.2) is None
 
 
 # Own evidence -----------------------------------------------------------------------------------------
@@ -241,3 +243,32 @@ def test_policy_values_are_checked() -> None:
         DefederationPolicy(accusation_quorum=0)
     with pytest.raises(ValueError, match="appeal window"):
         DefederationPolicy(appeal_window=-1.0)
+
+
+POLICY_BLUEPRINT = """
+@prefix spore: <https://w3id.org/spore/ns#> .
+<https://me.test/blueprint> spore:policy [ a spore:Policy ;
+    spore:outlierThreshold 4.5 ; spore:accusationQuorum 3 ; spore:blockedHost "spam.test" , "Evil.test" ;
+    spore:appealWindow %s ; spore:strikesToBlock 3 ;
+    spore:switchMargin 0.05 ; spore:stagnationRounds 5 ; spore:mutationRate 0.1 ] .
+"""
+
+
+def test_the_policy_comes_from_the_blueprint_and_the_shapes_check_its_new_settings() -> None:
+    from rdflib import Graph, URIRef
+
+    from reasoning.defederation import policy_from_blueprint
+    from shapes.validation import default_validator
+
+    graph = Graph().parse(data=POLICY_BLUEPRINT % "600.0", format="turtle")
+    policy = policy_from_blueprint(graph, URIRef("https://me.test/blueprint"))
+    assert (policy.outlier_threshold, policy.accusation_quorum, policy.strikes_to_block) == (4.5, 3, 3)
+    assert policy.appeal_window == 600.0 and policy.blocked_hosts == {"spam.test", "evil.test"}
+    assert policy_from_blueprint(Graph(), URIRef("https://x.test/b")) == DefederationPolicy()
+    # (the blueprint around the policy is incomplete; only the policy's own settings matter here)
+    assert not any(
+        "Policy" in line or "appeal" in line for line in default_validator().validate(graph).lines()
+    )
+    broken = Graph().parse(data=POLICY_BLUEPRINT % "-1.0", format="turtle")
+    report = default_validator().validate(broken)
+    assert not report.conforms and any("appealWindow" in line for line in report.lines())
