@@ -58,14 +58,16 @@ def accusation_quads(accusation: Accusation, graph: NamedNode) -> list[Quad]:
 
 
 def event_quads(event: DefederationEvent, node: str, index: int, graph: NamedNode) -> list[Quad]:
-    """One block or lift as a ``spore:DefederationDecision`` named ``{node}/decisions/defederation-{index}``."""
+    """One block or lift as a ``spore:DefederationDecision``, ``{node}/decisions/defederation-{index}``."""
     subject = _n(f"{node}/decisions/defederation-{index}")
     verb = SPORE.blocks if event.kind == "block" else SPORE.unblocks
     quads = [
         Quad(subject, _RDF_TYPE, _n(SPORE.DefederationDecision), graph),
         Quad(subject, _n(SPORE.decidedBy), _n(node), graph),
         Quad(subject, _n(verb), _n(event.actor), graph),
-        Quad(subject, _n(SPORE.explanation), _line(f"{event.kind} {event.actor}: {event.explanation}"), graph),
+        Quad(
+            subject, _n(SPORE.explanation), _line(f"{event.kind} {event.actor}: {event.explanation}"), graph
+        ),
         Quad(subject, _n(_PROV + "generatedAtTime"), xsd_time(event.at), graph),
     ]
     quads += [Quad(subject, _n(_PROV + "wasDerivedFrom"), _n(item), graph) for item in event.evidence]
