@@ -203,6 +203,19 @@ class Simulator:
     def state(self, actor: str) -> NodeState:
         return self.nodes[actor].state
 
+    def act(self, actor: str, change: Callable[[NodeState, float], tuple[NodeState, list[Message]]]) -> None:
+        """Apply a decision taken outside the core (the reasoner's Leave and new seek) to a running
+        node now, send what it produced, and step the node so that it follows up (a Join)."""
+        node = self.nodes[actor]
+        seeks = node.state.seeks
+        node.state, outbox = change(node.state, self.now)
+        if node.state.seeks != seeks:
+            self._follow(actor, seeks, node.state.seeks)
+        for message in outbox:
+            self.send(actor, message)
+        if node.up:
+            self._step(actor, [])
+
     @property
     def trace_digest(self) -> str:
         """SHA-256 over every event so far: equal digests mean identical runs."""
