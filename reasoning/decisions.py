@@ -68,15 +68,21 @@ def reason(
     now: datetime.datetime,
     rng: random.Random,
     entailment: bool = True,
+    switching: bool = True,
     mutation: bool = True,
     operators: Sequence[Operator] | None = None,
     validator: Validator | None = None,
 ) -> ReasoningPass:
-    """Entail, then run the decision rules for ``node`` at ``round_number``; decisions are recorded."""
+    """Entail, then run the decision rules for ``node`` at ``round_number``; decisions are recorded.
+
+    ``switching=False`` is for a node that cannot leave its group (the owner of the group).
+    """
     entailed = None
     if entailment:
         entailed = entail(store, graphs=rule_dataset(node), into=inferred_graph(node))
-    switch = decide_switch(store, node, round_number=round_number, now=now)
+    switch = SwitchOutcome(None)
+    if switching:
+        switch = decide_switch(store, node, round_number=round_number, now=now)
     mutated = MutationOutcome(None)
     if mutation and not switch.switches:
         mutated = decide_mutation(
