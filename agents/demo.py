@@ -241,6 +241,9 @@ def derive_blueprints(
         example = examples[index % len(examples)]
         name = f"{example.name}_{index:02d}" if count <= 100 else f"{example.name}_{index:03d}"
         genre = GENRES[(index // hosts) % groups]
+        # Krum needs 2f + 3 updates (5 for f = 1); a demo group has two or three members, so a node
+        # derived from a Krum example aggregates with the coordinate median, also Byzantine-robust.
+        aggregation = "median" if example.aggregation == "krum" else example.aggregation
         derived.append(
             (
                 name,
@@ -248,7 +251,7 @@ def derive_blueprints(
                     name=name,
                     hashtags=(genre,),
                     architecture=example.architecture,
-                    aggregation=example.aggregation,
+                    aggregation=aggregation,
                     embedding_dimension=rng.choice(_DIMENSIONS),
                     layers=example.layers,
                     learning_rate=rng.choice(_LEARNING_RATES),

@@ -29,7 +29,7 @@ class UnreadableInput(click.ClickException):
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM to the demo is a Ctrl-C: the hosts are stopped the same way."""
+    """SIGINT and SIGTERM both stop the demo the same way: every host first, then the demo."""
     raise KeyboardInterrupt
 
 
@@ -118,7 +118,8 @@ def demo(
 
     data_note = f"Last.fm-2k from {plan.music}" if plan.music else "the synthetic music graph"
     click.echo(f"{plan.nodes} fungus nodes on {len(plan.hosts)} host(s), on {data_note}")
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Explicitly: a demo started from a script may inherit SIGINT ignored, and Ctrl-C must still stop it.
+    previous = signal.signal(signal.SIGTERM, _interrupt), signal.signal(signal.SIGINT, _interrupt)
     fungiverse = Fungiverse(plan)
     started = time.monotonic()
     try:
@@ -138,7 +139,8 @@ def demo(
             raise click.ClickException(f"{error} (logs: {state_dir}/hosts/*/serve.log)") from error
         fungiverse.stop()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
     click.echo(watch.format_table(watch.STATUS_HEADERS, watch.status_rows(final)))
     click.echo(
         f"stopped after round {watch.summarise(final).round}; resume with: spore demo --state-dir {state_dir}"
