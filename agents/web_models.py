@@ -3,21 +3,22 @@
 The page (``federation.web``) knows nothing of the protocol; it asks a :class:`ModelRegistry` for a
 node's :class:`NodeModel`. Here each :class:`~agents.node.FungusNode` gets a source that rebuilds
 that model from the node's current weights when they change (after a round's merge), over the
-tensors read once from the node's own graphs, the same rows its learner trains on.
+tensors read once from the node's own graphs, the same rows its learner trains on. The round
+lines the host reports feed the node's chart where its graphs hold no evaluations.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from federation.web import NodeModel, web_state
 
 if TYPE_CHECKING:
+    from agents.hosting import NodeHost
     from agents.node import FungusNode
     from models.data import MusicTensors
 
@@ -75,8 +76,31 @@ class LiveNodeModel:
             return model
 
 
-def serve_node_models(app: FastAPI, nodes: Iterable[FungusNode]) -> None:
-    """Let the host's web page recommend with each of ``nodes``' current models."""
-    registry = web_state(app).models
-    for node in nodes:
-        registry.provide(node.name, LiveNodeModel(node))
+def serve_node_models(app: FastAPI, host: NodeHost) -> None:
+    """Let the host's web page recommend with each node's current model and chart its rounds.
+
+    Nodes added to ``host`` later (spawned children) are found by name when the page asks; each
+    round line the host reports is kept for the node's chart, and passed on to the listener the
+    host already had.
+    """
+    state = web_state(app)
+    live: dict[str, LiveNodeModel] = {}
+
+    def model_of(name: str) -> NodeModel | None:
+        node = next((candidate for candidate in list(host.nodes.values()) if candidate.name == name), None)
+        if node is None:
+            return None
+        if name not in live or live[name].node is not node:
+            live[name] = LiveNodeModel(node)
+        return live[name]()
+
+    previous = host.on_round
+
+    def on_round(line: dict[str, Any]) -> None:
+        if isinstance(line.get("node"), str):
+            state.rounds.record(line["node"], line)
+        if previous is not None:
+            previous(line)
+
+    state.models.resolve_with(model_of)
+    host.on_round = on_round

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -71,7 +72,11 @@ def test_no_model_before_the_first_round_then_the_current_weights(node: FungusNo
 def test_the_page_of_a_host_serves_its_nodes_models(node: FungusNode, tmp_path: Path) -> None:
     config = HostConfig(base_url=BASE, data_dir=tmp_path, nodes=(NodeSpec("ada"),), allow_loopback=True)
     app = build_host(config, store=node.graphs.store)
-    serve_node_models(app, [node])
+    reported: list[dict] = []
+    host = SimpleNamespace(nodes={node.actor: node}, on_round=reported.append)  # what NodeHost offers
+    serve_node_models(app, host)
+    host.on_round({"node": "ada", "round": 1, "group": "#jazz", "metrics": {"recall@20": 0.25, "loss": 0.7}})
+    assert reported and reported[0]["round"] == 1  # the host's own listener still hears it
     if node.state.rounds_done == 0:
         node.state = replace(node.state, rounds_done=1)
     name = load_music_tensors(node.graphs.store, ACTOR).artist_names[3]

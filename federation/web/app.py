@@ -8,9 +8,12 @@ the host's store (public graphs only) and its federation state.
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -24,11 +27,16 @@ from rdflib import Graph
 import queries
 from federation.actors import LocalActor
 from federation.runtime import HostRuntime
+from federation.state import Relation
+from federation.web.groups import GroupView, groups_from_status, node_entries
+from federation.web.reading import RoundHistory
 from federation.web.recommending import ARCHITECTURE_NAMES, ModelRegistry
 from knowledge.graphs import NodeGraphs
 from knowledge.store import KnowledgeStore, StoreError
 
 __all__ = ["WebState", "mount_web", "web_state", "page_of", "rdf_view", "wanted_rdf"]
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 STATIC_PATH = "/assets/web"
@@ -49,7 +57,53 @@ class WebState:
     runtime: HostRuntime
     templates: Jinja2Templates
     models: ModelRegistry = field(default_factory=ModelRegistry)
+    rounds: RoundHistory = field(default_factory=RoundHistory)
     listeners_public: bool = False
+    status_source: Callable[[], Mapping[str, Any] | None] = lambda: None
+
+    def status(self) -> Mapping[str, Any] | None:
+        """The node runtime's status (docs/federation.md, "Host status"), None without a runtime."""
+        try:
+            return self.status_source()
+        except Exception:  # the page must still render when the runtime's report fails
+            log.exception("the node runtime's status is not available")
+            return None
+
+    def groups(self) -> dict[str, GroupView]:
+        """Every learning group this host knows: its nodes' protocol groups and its Group actors."""
+        found = groups_from_status(self.status())
+        for actor in self.runtime.actors.groups.values():
+            spec = actor.group
+            found[actor.id] = GroupView(
+                iri=actor.id,
+                hashtag=spec.hashtag if spec is not None else actor.name,
+                owner=None,
+                members=tuple(self.runtime.state.related(actor.id, Relation.MEMBER)),
+                summary=spec.summary if spec is not None else "",
+            )
+        return found
+
+    def groups_of(self, actor: LocalActor) -> list[str]:
+        """The groups a local node is in: its protocol group and the Group actors it joined."""
+        entry = node_entries(self.status()).get(actor.id, {})
+        current = entry.get("group") if isinstance(entry.get("group"), Mapping) else None
+        joined = [
+            iri for iri in self.runtime.state.related(actor.id, Relation.FOLLOWING) if "/groups/" in iri
+        ]
+        return list(dict.fromkeys(([current["iri"]] if current and current.get("iri") else []) + joined))
+
+    def node_round(self, name: str) -> int | None:
+        actor = self.node(name)
+        entry = node_entries(self.status()).get(actor.id, {}) if actor is not None else {}
+        if entry.get("round") is not None:
+            return int(entry["round"])
+        model = self.models.get(name)
+        return model.round if model is not None else None
+
+    def label(self, iri: str) -> str:
+        """A group's hashtag where this host knows it, else the IRI's last segment."""
+        group = self.groups().get(iri)
+        return group.hashtag if group is not None and group.hashtag else short(iri)
 
     @property
     def base_url(self) -> str:
@@ -179,6 +233,12 @@ def html_error(request: Request, status: int, message: str) -> HTMLResponse:
     )
 
 
+def _runtime_status(app: FastAPI) -> Mapping[str, Any] | None:
+    """The node runtime's status, asked in-process (``app.state.nodes``, set by agents.hosting)."""
+    report = getattr(getattr(app.state, "nodes", None), "status", None)
+    return report() if callable(report) else None
+
+
 def mount_web(app: FastAPI, runtime: HostRuntime) -> WebState:
     """Add the web page to a host app: routes, static files, templates and the model registry."""
     from federation.web.browse import browse_router
@@ -187,7 +247,13 @@ def mount_web(app: FastAPI, runtime: HostRuntime) -> WebState:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(short=short, static=STATIC_PATH, architecture_names=ARCHITECTURE_NAMES)
     templates.env.filters["page"] = lambda iri: page_of(iri, runtime.config.base_url)
-    state = WebState(runtime=runtime, templates=templates, listeners_public=runtime.config.allow_loopback)
+    state = WebState(
+        runtime=runtime,
+        templates=templates,
+        listeners_public=runtime.config.allow_loopback,
+        status_source=lambda: _runtime_status(app),
+    )
+    templates.env.filters["label"] = state.label
     app.state.web = state
     app.include_router(recommend_router())
     app.include_router(browse_router())

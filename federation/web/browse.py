@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from federation.web.app import WebState, html_error, page_of, rdf_view, short, wanted_rdf, web_state
-from federation.web.reading import memberships
+from federation.web.groups import group_graph
 from federation.web.resources import describe_actor, group_page, node_page, resource_page
 
 __all__ = ["browse_router", "network"]
@@ -23,42 +23,44 @@ MAX_IRI = 2000
 
 
 def network(state: WebState) -> dict[str, Any]:
-    """Nodes and groups as a graph: local actors, the groups local nodes joined, local groups' members.
+    """Nodes and groups as a graph: this host's nodes, the groups they are in, and those groups' members.
 
-    ``round`` per local node is the round of the model it recommends with, so the view can show
-    rounds passing; edges are node->group memberships as the federation state records them.
+    ``round`` per local node is its current group round (or its model's), so the view can show
+    rounds passing; edges are memberships as the node runtime and the federation state report them.
     """
-    runtime = state.runtime
     base = state.base_url
+    groups = state.groups()
     nodes: dict[str, dict[str, Any]] = {}
-    groups: dict[str, dict[str, Any]] = {}
+    shown: dict[str, dict[str, Any]] = {}
     edges: set[tuple[str, str]] = set()
 
     def add_node(iri: str) -> None:
         nodes.setdefault(iri, {"id": iri, "label": short(iri), "local": False, "href": page_of(iri, base)})
 
     def add_group(iri: str) -> None:
-        groups.setdefault(iri, {"id": iri, "label": short(iri), "local": False, "href": page_of(iri, base)})
+        view = groups.get(iri)
+        label = view.hashtag if view is not None and view.hashtag else short(iri)
+        local = iri.startswith(base + "/")
+        shown.setdefault(iri, {"id": iri, "label": label, "local": local, "href": page_of(iri, base)})
+        for member in view.members if view is not None else ():
+            add_node(member)
+            edges.add((member, iri))
 
-    for name, actor in runtime.actors.nodes.items():
-        model = state.models.get(name)
+    for name, actor in state.runtime.actors.nodes.items():
         add_node(actor.id)
-        nodes[actor.id] |= {"local": True, "round": model.round if model is not None else None}
-        for group in memberships(runtime, actor).groups:
+        nodes[actor.id] |= {"local": True, "round": state.node_round(name)}
+        for group in state.groups_of(actor):
             add_group(group)
             edges.add((actor.id, group))
-    for actor in runtime.actors.groups.values():
-        add_group(actor.id)
-        groups[actor.id] |= {"local": True, "label": actor.group.hashtag if actor.group else actor.name}
-        for member in memberships(runtime, actor).followers:
-            add_node(member)
-            edges.add((member, actor.id))
+    for iri in groups:
+        if iri.startswith(base + "/"):
+            add_group(iri)
     rounds = [node["round"] for node in nodes.values() if node.get("round") is not None]
     return {
         "host": base,
         "round": max(rounds) if rounds else None,
         "nodes": sorted(nodes.values(), key=lambda node: node["id"]),
-        "groups": sorted(groups.values(), key=lambda group: group["id"]),
+        "groups": sorted(shown.values(), key=lambda group: group["id"]),
         "edges": [{"node": node, "group": group} for node, group in sorted(edges)],
     }
 
@@ -69,27 +71,17 @@ def browse_router() -> APIRouter:
     @router.get("", response_class=HTMLResponse, name="web-browse")
     def host_page(request: Request) -> Response:
         state = web_state(request.app)
-        runtime = state.runtime
-        cards = []
-        for name, actor in runtime.actors.nodes.items():
-            model = state.models.get(name)
-            cards.append(
-                {
-                    "name": name,
-                    "summary": actor.node.summary if actor.node else "",
-                    "groups": memberships(runtime, actor).groups,
-                    "round": model.round if model is not None else None,
-                    "ready": model is not None,
-                }
-            )
-        groups = [
+        cards = [
             {
                 "name": name,
-                "hashtag": actor.group.hashtag if actor.group else name,
-                "members": len(memberships(runtime, actor).followers),
+                "summary": actor.node.summary if actor.node else "",
+                "groups": state.groups_of(actor),
+                "round": state.node_round(name),
+                "ready": state.models.get(name) is not None,
             }
-            for name, actor in runtime.actors.groups.items()
+            for name, actor in state.runtime.actors.nodes.items()
         ]
+        groups = [view for iri, view in state.groups().items() if iri.startswith(state.base_url + "/")]
         return state.templates.TemplateResponse(
             request, "host.html", {"nodes": cards, "groups": groups, "page_url": "/browse"}
         )
@@ -118,7 +110,7 @@ def browse_router() -> APIRouter:
         return (
             rdf_view(describe_actor(state, actor), rdf)
             if rdf is not None
-            else group_page(request, state, actor)
+            else group_page(request, state, state.groups()[actor.id])
         )
 
     @router.get("/resource", name="web-resource")
@@ -131,11 +123,14 @@ def browse_router() -> APIRouter:
         if actor is not None:
             kind = "groups" if actor.group is not None else "nodes"
             return Response(status_code=303, headers={"location": f"/browse/{kind}/{actor.name}"})
+        rdf = wanted_rdf(request)
+        group = state.groups().get(iri)
+        if group is not None:
+            return rdf_view(group_graph(group), rdf) if rdf is not None else group_page(request, state, group)
         owner = state.owner_node(iri)
         graph = state.describe(iri, [owner] if owner is not None else None)
         if len(graph) == 0:
             return html_error(request, 404, f"nothing on this host describes {iri}")
-        rdf = wanted_rdf(request)
         return rdf_view(graph, rdf) if rdf is not None else resource_page(request, state, iri, graph)
 
     return router

@@ -44,15 +44,10 @@ def _form_context(state: WebState, node: str | None) -> dict[str, Any]:
     model = state.models.get(node) if node else None
     shown = model is not None and state.listeners_public
     listeners = list(model.tensors.listeners[:LISTENERS_SHOWN]) if shown else []
-    group_label = None
-    if model is not None and model.group is not None:
-        local = state.local_actor(model.group)
-        group_label = local.group.hashtag if local is not None and local.group is not None else None
     return {
         "nodes": nodes,
         "node": node,
         "model": model,
-        "group_label": group_label,
         "listeners": listeners,
         "listener_count": model.tensors.num_listeners if shown else 0,
     }

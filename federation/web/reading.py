@@ -8,6 +8,7 @@ tests can check it without a store.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from ontology import SPORE
 __all__ = [
     "DecisionRow",
     "MetricSeries",
+    "RoundHistory",
     "SnapshotRow",
     "actor_graph",
     "decisions",
@@ -132,8 +134,6 @@ def snapshots_from_rows(rows: Iterable[Row]) -> list[SnapshotRow]:
         name = local_name(row["metric"])
         cutoff = _int(row.get("cutoff"))
         label = f"{name}@{cutoff}" if cutoff is not None else name
-        if row.get("split") and row["split"] not in ("validation", "test"):
-            label += f" ({row['split']})"
         entry["metrics"].setdefault(label, float(row["value"]))
     return [SnapshotRow(**entry) for entry in found.values()]
 
@@ -181,6 +181,51 @@ def _public_rows(store: KnowledgeStore, node_iri: str, query: str) -> list[dict[
         return select_rows(NodeGraphs(NamedNode(node_iri), store).query_public(queries.load(query)))
     except StoreError:
         return []
+
+
+_METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit_rate": "HitRate", "hitrate": "HitRate"}
+_METRIC_NAMES |= {"coverage": "Coverage", "precision": "Precision", "loss": "loss"}
+
+
+def metric_label(key: str) -> str:
+    """``recall@20`` (the runtime's key) as ``Recall@20`` (the ontology's name, as the graphs give it)."""
+    name, _, cutoff = key.partition("@")
+    shown = _METRIC_NAMES.get(name.lower(), name)
+    return f"{shown}@{cutoff}" if cutoff else shown
+
+
+class RoundHistory:
+    """Per node, the metrics its runtime reported after each round, kept in memory (newest ``limit``).
+
+    The chart reads the node's models graph first; a node whose runtime does not record evaluations
+    there still shows its rounds from these reports (the round lines of ``spore serve``).
+    """
+
+    def __init__(self, limit: int = 500) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._rows: dict[str, dict[int, SnapshotRow]] = {}
+
+    def record(self, node: str, line: Mapping[str, Any]) -> None:
+        round_number = _int(line.get("round"))
+        if round_number is None:
+            return
+        metrics = {
+            metric_label(key): float(value)
+            for key, value in (line.get("metrics") or {}).items()
+            if isinstance(value, int | float) and key != "loss"
+        }
+        row = SnapshotRow("", round_number, None, None, line.get("group"), metrics)
+        with self._lock:
+            rows = self._rows.setdefault(node, {})
+            rows[round_number] = row
+            for old in sorted(rows)[: max(0, len(rows) - self._limit)]:
+                del rows[old]
+
+    def rows(self, node: str) -> list[SnapshotRow]:
+        with self._lock:
+            rows = self._rows.get(node, {})
+            return [rows[number] for number in sorted(rows)]
 
 
 def snapshots(store: KnowledgeStore, node_iri: str) -> list[SnapshotRow]:

@@ -151,6 +151,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._models: dict[str, NodeModel] = {}
         self._sources: dict[str, ModelSource] = {}
+        self._resolver: Callable[[str], NodeModel | None] | None = None
 
     def publish(self, node: str, model: NodeModel) -> None:
         with self._lock:
@@ -160,6 +161,11 @@ class ModelRegistry:
         with self._lock:
             self._sources[node] = source
 
+    def resolve_with(self, resolver: Callable[[str], NodeModel | None]) -> None:
+        """A source for every node, asked by name (a runtime whose nodes come and go)."""
+        with self._lock:
+            self._resolver = resolver
+
     def withdraw(self, node: str) -> None:
         with self._lock:
             self._models.pop(node, None)
@@ -168,9 +174,10 @@ class ModelRegistry:
     def get(self, node: str) -> NodeModel | None:
         with self._lock:
             source = self._sources.get(node)
+            resolver = self._resolver
             published = self._models.get(node)
-        if source is not None:
-            found = source()
+        for ask in (source, None if resolver is None else lambda: resolver(node)):
+            found = ask() if ask is not None else None
             if found is not None:
                 return found
         return published

@@ -18,6 +18,7 @@ import queries
 from federation.actors import LocalActor
 from federation.web.app import WebState, page_of
 from federation.web.chart import line_chart
+from federation.web.groups import GroupView
 from federation.web.reading import (
     actor_graph,
     decisions,
@@ -69,7 +70,7 @@ def node_page(
     request: Request, state: WebState, actor: LocalActor, graph: Graph | None = None
 ) -> HTMLResponse:
     store = state.store
-    rows = snapshots(store, actor.id) if store is not None else []
+    rows = (snapshots(store, actor.id) if store is not None else []) or state.rounds.rows(actor.name)
     series = metric_series(rows)
     chart = line_chart(series, title=f"Metrics of {actor.name}'s models over rounds")
     model = state.models.get(actor.name)
@@ -80,6 +81,8 @@ def node_page(
         "summary": spec.summary if spec else "",
         "blueprint": spec.blueprint if spec else None,
         "related": memberships(state.runtime, actor),
+        "groups": state.groups_of(actor),
+        "round": state.node_round(actor.name),
         "model": model,
         "snapshots": list(reversed(rows))[:30],
         "metric_names": [line.name for line in series],
@@ -91,14 +94,15 @@ def node_page(
     return _page(state, request, "node.html", context)
 
 
-def group_page(request: Request, state: WebState, actor: LocalActor) -> HTMLResponse:
-    spec = actor.group
+def group_page(request: Request, state: WebState, group: GroupView) -> HTMLResponse:
+    path = group.iri[len(state.base_url) :] if group.iri.startswith(state.base_url + "/") else None
+    local = state.local_actor(group.iri)
     context = {
-        "actor": actor,
-        "hashtag": spec.hashtag if spec else actor.name,
-        "summary": spec.summary if spec else "",
-        "members": memberships(state.runtime, actor).followers,
-        "page_url": f"/browse/groups/{actor.name}",
+        "group": group,
+        "page_url": f"/browse/groups/{local.name}"
+        if local is not None
+        else f"/browse/resource?iri={group.iri}",
+        "path": path,
     }
     return _page(state, request, "group.html", context)
 
@@ -181,10 +185,11 @@ def render_resource(request: Request, iri: str, graph: Graph) -> HTMLResponse | 
     state: WebState | None = getattr(request.app.state, "web", None)
     if state is None:
         return None
+    group = state.groups().get(iri)
+    if group is not None:
+        return group_page(request, state, group)
     actor = state.local_actor(iri)
     if actor is not None:
-        if actor.group is not None:
-            return group_page(request, state, actor)
         return node_page(request, state, actor, graph)
     kinds = _kinds(graph, URIRef(iri))
     rich = str(SPORE.ModelSnapshot) in kinds or any(
