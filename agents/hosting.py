@@ -452,7 +452,7 @@ def attach_nodes(
 
     app.router.lifespan_context = lifespan
     app.state.nodes = host
-    serve_node_models(app, nodes)  # the web page recommends with each node's current weights
+    serve_node_models(app, host)  # the web page recommends with each node's current weights
     return host
 
 
