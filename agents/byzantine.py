@@ -32,7 +32,7 @@ from agents.protocol.defence import LedgerDefence
 from agents.protocol.learning import Learner, TrainResult, Weights, is_shared
 from agents.protocol.messages import Flag
 from agents.protocol.recommender import LightGCNLearner
-from agents.recsys_scenario import LIGHTGCN, NodeData, deal_listeners, synthetic_tensors
+from agents.recsys_scenario import LIGHTGCN, NON_IID, NodeData, deal_listeners, synthetic_tensors
 from agents.scenarios import actor_iri, add_grouped_node
 from agents.simulator import Simulator
 from knowledge.music import SynthParams
@@ -220,6 +220,7 @@ def _observe(run: ByzantineRun, limit: float, rounds: int) -> dict[str, Any]:
     sim = run.simulator
     blocked_round: dict[str, int] = {}
     wrongly: set[tuple[str, str]] = set()
+    by_round: dict[int, dict[str, float]] = {}
 
     def group_of(actor: str) -> list[str]:
         return next(g for g in run.groups if actor in g)
@@ -228,6 +229,9 @@ def _observe(run: ByzantineRun, limit: float, rounds: int) -> dict[str, Any]:
         sim.run(sim.now + 1.0)
         states = {a: sim.state(a) for a in run.actors}
         for actor in run.honest:
+            record = states[actor].last_round
+            if record is not None and RECALL in dict(record.metrics):
+                by_round.setdefault(record.round, {})[actor] = dict(record.metrics)[RECALL]
             for other in states[actor].blocked:
                 if other in run.honest:
                     wrongly.add((actor, other))
@@ -244,6 +248,7 @@ def _observe(run: ByzantineRun, limit: float, rounds: int) -> dict[str, Any]:
     return {
         "honest_recall": sum(recalls.values()) / max(1, len(recalls)),
         "recall_by_node": recalls,
+        "recall_by_round": [sum(v.values()) / len(v) for _, v in sorted(by_round.items())],
         "honest_nodes": len(run.honest),
         "attackers": {a: str(b) for a, b in run.attackers.items()},
         "blocked_round": blocked_round,
@@ -269,6 +274,7 @@ def run_byzantine_experiment(
     seed: int = 0,
     tensors: MusicTensors | None = None,
     data: list[NodeData] | None = None,
+    split: str = NON_IID,
     policy: DefederationPolicy | None = None,
     statistic: str = "median-distance",
     undefended: bool = True,
@@ -278,12 +284,13 @@ def run_byzantine_experiment(
     """Honest nodes' Recall@20, blocks and wrong blocks under 0 %, each of ``fractions`` and a false
     accuser; with ``undefended`` also the largest fraction without defederation (the attack's cost).
 
-    ``tensors``/``data``: the corpus and its per-node deal (the caller's non-IID split of Last.fm);
-    default: the seeded synthetic corpus dealt at random.
+    ``tensors``: the corpus (Last.fm-2k from the caller; default: the seeded synthetic corpus);
+    ``data``: its deal to nodes, by default ``split`` (non-IID: one taste community per node).
     """
     torch.set_num_threads(1)
+    dealt = "given" if data is not None else split
     tensors = tensors or synthetic_tensors(SynthParams(seed=seed))
-    data = data or deal_listeners(tensors, nodes, seed=seed)
+    data = data or deal_listeners(tensors, nodes, seed=seed, split=split)
     defence = LedgerDefence(policy or DefederationPolicy(), statistic=statistic)
     plans: list[tuple[str, float, bool, bool]] = [("attack-free", 0.0, True, False)]
     plans += [(f"{round(100 * f)}% byzantine", f, True, False) for f in fractions]
@@ -320,6 +327,7 @@ def run_byzantine_experiment(
         result["recall_vs_attack_free"] = result["honest_recall"] / baseline if baseline else float("nan")
     return {
         "nodes": nodes,
+        "split": dealt,
         "group_size": group_size,
         "rounds": rounds,
         "seed": seed,
