@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,16 @@ class HostMetrics:
         self.rounds.labels(node=node).inc()
         self.round.labels(node=node).set(round_number)
         self.round_seconds.labels(node=node).observe(seconds)
+
+    def node_round(
+        self, node: str, round_number: int, seconds: float, metrics: Mapping[str, float], groups: int
+    ) -> None:
+        """Everything a finished round tells: one call from the node runtime per node and round."""
+        self.round_completed(node, round_number, seconds)
+        recall = metrics.get("recall@20")
+        if recall is not None:
+            self.evaluated(node, recall)
+        self.membership(node, groups)
 
     def trained(self, node: str, seconds: float) -> None:
         self.training_seconds.labels(node=node).observe(seconds)

@@ -87,6 +87,7 @@ def test_node_hooks_appear_per_node_and_hosts_do_not_share_figures(
     metrics.trained("alice", 0.75)
     metrics.evaluated("alice", 0.21)
     metrics.membership("alice", 2)
+    metrics.node_round("bob", 7, 3.0, {"recall@20": 0.4, "ndcg@20": 0.2}, 1)
     samples = scrape(a)
     alice = (("node", "alice"),)
     assert samples[("spore_rounds_total", alice)] == 2
@@ -95,6 +96,10 @@ def test_node_hooks_appear_per_node_and_hosts_do_not_share_figures(
     assert samples[("spore_training_seconds_count", alice)] == 1
     assert samples[("spore_node_recall_at_20", alice)] == pytest.approx(0.21)
     assert samples[("spore_node_groups", alice)] == 2
+    bob = (("node", "bob"),)
+    assert samples[("spore_node_round", bob)] == 7 and samples[("spore_rounds_total", bob)] == 1
+    assert samples[("spore_node_recall_at_20", bob)] == pytest.approx(0.4)
+    assert samples[("spore_node_groups", bob)] == 1
     assert ("spore_rounds_total", alice) not in scrape(b)
 
 
