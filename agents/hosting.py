@@ -206,7 +206,9 @@ class NodeHost:
         loop = asyncio.get_running_loop()
         async with tracked.lock:
             now = self.now()
+            started = time.perf_counter()
             outbox = await loop.run_in_executor(self._executor, node.step, inbox, now)
+            self.runtime.metrics.trained(node.name, time.perf_counter() - started)
             for message in outbox:
                 try:
                     await self.transport.send_async(node.actor, message)
@@ -237,6 +239,9 @@ class NodeHost:
             "merged_sha256": record.merged_sha256,
         }
         tracked.bytes_at_round, tracked.time_at_round = sent, wall
+        self.runtime.metrics.node_round(
+            node.name, record.round, line["seconds"], line["metrics"], int(membership is not None)
+        )
         if self.options.checkpoint_dir is not None:
             directory = self.options.checkpoint_dir / node.name
             await asyncio.get_running_loop().run_in_executor(
