@@ -234,6 +234,17 @@ def run_wrk(
     )
 
 
+def profile(pid: int, output: str, duration: float) -> subprocess.Popen[bytes]:
+    """Sample the receiver with py-spy (``pip install py-spy``) during the paced inbox run.
+
+    Collapsed stacks (``--format raw``): one line per stack with its sample count, for a flame graph
+    or a quick ``sort -k2 -n`` of the hot paths.
+    """
+    command = ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(duration)))]
+    command += ["--format", "raw", "--rate", "250", "--nonblocking", "--output", output]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def wait_idle(base: str, timeout: float = 60) -> int:
     """Wait until the receiver's processing queue is empty; how many activities it has processed."""
     deadline = time.perf_counter() + timeout
@@ -308,10 +319,13 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for rate in paced:
             label = f"{rate:g}/s offered" if rate else "unpaced"
             inbox_file = files[1] if rate else files[2]
-            start = time.perf_counter()
+            profiler = profile(receiver.pid, args.profile, args.duration) if args.profile and rate else None
+            cpu_before, start = cpu_seconds(receiver.pid), time.perf_counter()
             inbox = run_wrk(
                 f"{receiver_base}/inbox", requests=inbox_file, rate=rate, duration=args.duration, **common
             )
+            if profiler is not None:
+                profiler.wait(timeout=60)
             accepted = inbox.result["statuses"].get("202", 0) - inbox.result["replays"]
             processed += accepted
             stored_at = wait_processed(receiver_base, processed)
@@ -322,6 +336,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 completed_per_s=accepted / (stored_at - start),
             )
             inbox_row["stored_after_wrk_s"] = stored_at - start - inbox.elapsed_s
+            # Until the last activity is stored, not just answered: the store write runs behind the 202s.
+            inbox_row["host_cpu_ms_per_request"] = (cpu_seconds(receiver.pid) - cpu_before) / accepted * 1000
             floor = run_wrk(
                 f"{receiver_base}/_bench/floor",
                 requests=inbox_file,
@@ -376,6 +392,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100, help="node actors on the receiving host")
     parser.add_argument("--senders", type=int, default=10, help="distinct signing actors")
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--profile", metavar="PATH", help="py-spy collapsed stacks of the paced inbox run")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--ready", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

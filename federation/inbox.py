@@ -124,6 +124,7 @@ class InboxPipeline:
         limiter: RateLimiter,
         clock: Callable[[], float],
         first_sighting: Callable[[str, float], bool],
+        forget_sighting: Callable[[str], None] = lambda activity_id: None,
         accept: Callable[[dict[str, Any], RemoteKey, str | None], Awaitable[bool]],
         is_blocked: Callable[[str | None, str], bool],
         max_body_bytes: int,
@@ -134,6 +135,7 @@ class InboxPipeline:
         self.limiter = limiter
         self.clock = clock
         self.first_sighting = first_sighting
+        self.forget_sighting = forget_sighting
         self.accept = accept
         self.is_blocked = is_blocked
         self.max_body_bytes = max_body_bytes
@@ -209,5 +211,6 @@ class InboxPipeline:
         if not self.first_sighting(activity["id"], self.clock()):
             return InboxResult(Verdict.DUPLICATE, "already processed", activity=activity, signer=key)
         if not await self.accept(activity, key, inbox_owner):
+            self.forget_sighting(activity["id"])  # not processed: the sender's retry must not be a replay
             return _refuse(Verdict.BUSY, "inbox queue is full; retry later")
         return InboxResult(Verdict.ACCEPTED, "accepted", activity=activity, signer=key)

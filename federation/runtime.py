@@ -99,6 +99,7 @@ class HostRuntime:
             limiter=RateLimiter(rate=limits.rate_per_second, burst=limits.rate_burst, clock=self.clock),
             clock=self.clock,
             first_sighting=self.state.first_sighting,
+            forget_sighting=self.state.forget_sighting,
             accept=self.processor.submit,
             is_blocked=self.is_blocked,
             max_body_bytes=limits.max_body_bytes,

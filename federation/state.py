@@ -60,17 +60,53 @@ class FederationState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._unwritten: dict[str, float] = {}  # ids sighted since the last write_sightings()
 
     def close(self) -> None:
+        self.write_sightings()
         with self._lock:
             self._db.close()
 
     # -- idempotency -------------------------------------------------------------------------------
     def first_sighting(self, activity_id: str, now: float) -> bool:
-        """Record an activity id; True only the first time (a replay is accepted but not processed)."""
+        """Record an activity id; True only the first time (a replay is accepted but not processed).
+
+        The check and the record are one step under the lock. The id is written to the table later,
+        in one transaction with others, by :meth:`write_sightings` (the inbox worker calls it with
+        each batch it stores; :meth:`close` too): a commit per inbox POST cost ~0.1 ms on the event
+        loop. An id accepted but lost in a crash before its batch was stored was not processed either,
+        so its sender's retry is processed rather than dropped as a replay.
+        """
         with self._lock:
-            cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (activity_id, now))
-            return cursor.rowcount == 1
+            if activity_id in self._unwritten:
+                return False
+            seen = self._db.execute("SELECT 1 FROM seen WHERE activity_id = ?", (activity_id,)).fetchone()
+            if seen is not None:
+                return False
+            self._unwritten[activity_id] = now
+            return True
+
+    def forget_sighting(self, activity_id: str) -> None:
+        """Undo a first sighting not yet written (the activity was refused after all, e.g. queue full),
+        so that the sender's retry is not taken for a replay."""
+        with self._lock:
+            self._unwritten.pop(activity_id, None)
+
+    def write_sightings(self) -> int:
+        """Write the ids sighted since the last call, in one transaction; returns how many."""
+        with self._lock:
+            if not self._unwritten:
+                return 0
+            rows, self._unwritten = list(self._unwritten.items()), {}
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._unwritten.update(rows)
+                raise
+            self._db.execute("COMMIT")
+            return len(rows)
 
     def forget_seen_before(self, moment: float) -> int:
         """Drop activity ids first seen before ``moment``; returns how many.
@@ -78,6 +114,7 @@ class FederationState:
         Signatures older than the clock window are refused anyway, so an id only needs remembering
         for as long as its sender may legitimately retry it (the host keeps a week).
         """
+        self.write_sightings()
         with self._lock:
             return self._db.execute("DELETE FROM seen WHERE received_at < ?", (moment,)).rowcount
 
