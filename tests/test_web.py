@@ -390,3 +390,84 @@ def test_a_provided_model_source_is_asked_per_request(world) -> None:
     finally:
         registry.withdraw("bob")
     assert get(world, "/recommend", params={"node": "bob", "artists": "x"}).status_code == 503
+
+
+def _status(world, host: str, rock: str) -> dict:
+    """A node runtime's status (docs/federation.md, "Host status") with alice founding #rock."""
+    alice = {
+        "name": "alice",
+        "actor": world.alice,
+        "round": 7,
+        "group": {
+            "iri": rock,
+            "hashtag": "#rock",
+            "owner": world.alice,
+            "members": [world.alice, world.carol],
+            "rule": str(SPORE.TrimmedMean),
+            "schedule": "sync",
+        },
+        "owns": [
+            {
+                "iri": rock,
+                "hashtag": "#rock",
+                "owner": world.alice,
+                "members": [world.alice, world.carol],
+                "round": 7,
+            }
+        ],
+    }
+    carol = {
+        "name": "carol",
+        "actor": world.carol,
+        "round": 7,
+        "group": {"iri": rock, "hashtag": "#rock", "owner": world.alice, "members": [world.carol]},
+        "owns": [],
+    }
+    return {
+        "host": world.url(world.a, "") if host == "a" else world.url(world.b, ""),
+        "nodes": [alice] if host == "a" else [carol],
+    }
+
+
+@pytest.mark.slow
+def test_protocol_groups_from_the_runtime_status(world) -> None:
+    rock = world.alice + "/groups/rock"
+    state = web_state(world.a.app)
+    state.status_source = lambda: _status(world, "a", rock)
+    state.peers_source = lambda: [_status(world, "b", rock)]
+    try:
+        data = get(world, "/browse/network.json").json()
+        labels = {group["id"]: group["label"] for group in data["groups"]}
+        assert labels[rock] == "#rock"
+        assert {(e["node"], e["group"]) for e in data["edges"]} >= {(world.alice, rock), (world.carol, rock)}
+        assert next(node for node in data["nodes"] if node["id"] == world.carol)["round"] == 7
+        assert data["round"] == 7
+        node = get(world, "/browse/nodes/alice").text
+        assert ">#rock</a>" in node
+        page = get(world, "/browse/resource", params={"iri": rock})
+        assert page.status_code == 200 and "#rock" in page.text and "TrimmedMean" in page.text
+        assert f'href="{world.url(world.b, "/browse/nodes/carol")}"' in page.text  # the owner's member list
+        graph = Graph().parse(data=get(world, "/browse/resource", params={"iri": rock, "format": "ttl"}).text)
+        assert (URIRef(world.carol), SPORE.memberOf, URIRef(rock)) in graph
+        host = get(world, "/browse").text
+        assert "2 members · round 7" in host
+    finally:
+        state.status_source = lambda: None
+        state.peers_source = lambda: []
+
+
+@pytest.mark.slow
+def test_the_current_snapshot_has_a_page_before_any_card(world) -> None:
+    from federation.web import NodeModel
+
+    state = web_state(world.a.app)
+    live = world.alice + "/snapshots/" + "e" * 64
+    state.models.publish("alice", NodeModel(world.model.engine, live, group=world.jazz, round=5))
+    state.rounds.record("alice", {"node": "alice", "round": 5, "metrics": {"recall@20": 0.31}})
+    try:
+        page = get(world, "/browse/resource", params={"iri": live})
+        assert page.status_code == 200 and "spore:ModelSnapshot" in page.text and "0.3100" in page.text
+        graph = Graph().parse(data=get(world, "/browse/resource", params={"iri": live, "format": "ttl"}).text)
+        assert (URIRef(world.jazz), SPORE.groupModel, URIRef(live)) in graph
+    finally:
+        state.models.publish("alice", world.model)

@@ -60,6 +60,7 @@ class WebState:
     rounds: RoundHistory = field(default_factory=RoundHistory)
     listeners_public: bool = False
     status_source: Callable[[], Mapping[str, Any] | None] = lambda: None
+    peers_source: Callable[[], list[Mapping[str, Any]]] = lambda: []
 
     def status(self) -> Mapping[str, Any] | None:
         """The node runtime's status (docs/federation.md, "Host status"), None without a runtime."""
@@ -69,9 +70,23 @@ class WebState:
             log.exception("the node runtime's status is not available")
             return None
 
+    def peer_statuses(self) -> list[Mapping[str, Any]]:
+        """The last status of each peer host the node runtime polls (empty without a runtime)."""
+        try:
+            return list(self.peers_source())
+        except Exception:  # as for status(): a page without the peers beats no page
+            log.exception("the peers' status is not available")
+            return []
+
     def groups(self) -> dict[str, GroupView]:
-        """Every learning group this host knows: its nodes' protocol groups and its Group actors."""
-        found = groups_from_status(self.status())
+        """Every learning group this host knows: its nodes' protocol groups (and those its peers
+        report), and its Group actors; what a group's owner reports wins."""
+        found: dict[str, GroupView] = {}
+        for status in [*self.peer_statuses(), self.status()]:
+            host = str(status.get("host") or "") if status else ""
+            for iri, view in groups_from_status(status).items():
+                if iri not in found or (host and iri.startswith(host + "/")):  # the owner's host wins
+                    found[iri] = view
         for actor in self.runtime.actors.groups.values():
             spec = actor.group
             found[actor.id] = GroupView(
@@ -239,6 +254,16 @@ def _runtime_status(app: FastAPI) -> Mapping[str, Any] | None:
     return report() if callable(report) else None
 
 
+def _peer_statuses(app: FastAPI) -> list[Mapping[str, Any]]:
+    """The peers' statuses the node runtime last polled (``NodeHost.peer_status``)."""
+    known = getattr(getattr(app.state, "nodes", None), "peer_status", None)
+    return (
+        [status for status in known.values() if isinstance(status, Mapping)]
+        if isinstance(known, Mapping)
+        else []
+    )
+
+
 def mount_web(app: FastAPI, runtime: HostRuntime) -> WebState:
     """Add the web page to a host app: routes, static files, templates and the model registry."""
     from federation.web.browse import browse_router
@@ -252,6 +277,7 @@ def mount_web(app: FastAPI, runtime: HostRuntime) -> WebState:
         templates=templates,
         listeners_public=runtime.config.allow_loopback,
         status_source=lambda: _runtime_status(app),
+        peers_source=lambda: _peer_statuses(app),
     )
     templates.env.filters["label"] = state.label
     app.state.web = state

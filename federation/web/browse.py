@@ -14,8 +14,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from federation.web.app import WebState, html_error, page_of, rdf_view, short, wanted_rdf, web_state
-from federation.web.groups import group_graph
-from federation.web.resources import describe_actor, group_page, node_page, resource_page
+from federation.web.groups import group_graph, node_entries
+from federation.web.resources import (
+    current_snapshot_graph,
+    describe_actor,
+    group_page,
+    node_page,
+    resource_page,
+)
 
 __all__ = ["browse_router", "network"]
 
@@ -23,7 +29,8 @@ MAX_IRI = 2000
 
 
 def network(state: WebState) -> dict[str, Any]:
-    """Nodes and groups as a graph: this host's nodes, the groups they are in, and those groups' members.
+    """Nodes and groups as a graph: this host's nodes, the groups they are in and those groups'
+    members, and what the peer hosts the runtime polls report of their own nodes.
 
     ``round`` per local node is its current group round (or its model's), so the view can show
     rounds passing; edges are memberships as the node runtime and the federation state report them.
@@ -55,6 +62,17 @@ def network(state: WebState) -> dict[str, Any]:
     for iri in groups:
         if iri.startswith(base + "/"):
             add_group(iri)
+    for status in state.peer_statuses():
+        origin = str(status.get("host") or "")
+        for actor, entry in node_entries(status).items():
+            if not origin or not actor.startswith(origin + "/"):
+                continue  # a peer speaks only for its own nodes (docs/federation.md, "Host status")
+            add_node(actor)
+            nodes[actor]["round"] = entry.get("round")
+            current = entry.get("group")
+            if isinstance(current, dict) and current.get("iri"):
+                add_group(current["iri"])
+                edges.add((actor, current["iri"]))
     rounds = [node["round"] for node in nodes.values() if node.get("round") is not None]
     return {
         "host": base,
@@ -129,8 +147,13 @@ def browse_router() -> APIRouter:
             return rdf_view(group_graph(group), rdf) if rdf is not None else group_page(request, state, group)
         owner = state.owner_node(iri)
         graph = state.describe(iri, [owner] if owner is not None else None)
+        metrics: dict[str, float] = {}
+        if len(graph) == 0:
+            graph, metrics = current_snapshot_graph(state, iri)
         if len(graph) == 0:
             return html_error(request, 404, f"nothing on this host describes {iri}")
-        return rdf_view(graph, rdf) if rdf is not None else resource_page(request, state, iri, graph)
+        if rdf is not None:
+            return rdf_view(graph, rdf)
+        return resource_page(request, state, iri, graph, metrics)
 
     return router

@@ -136,7 +136,9 @@ def _snapshot_metrics(state: WebState, owner: LocalActor, iri: str) -> dict[str,
     return found[0].metrics if found else {}
 
 
-def resource_page(request: Request, state: WebState, iri: str, graph: Graph) -> HTMLResponse:
+def resource_page(
+    request: Request, state: WebState, iri: str, graph: Graph, metrics: dict[str, float] | None = None
+) -> HTMLResponse:
     """Any described resource: rich for snapshots and decisions, a properties table for the rest."""
     subject = URIRef(iri)
     kinds = _kinds(graph, subject)
@@ -161,9 +163,38 @@ def resource_page(request: Request, state: WebState, iri: str, graph: Graph) -> 
             (curie(kind) for kind in sorted(kinds) if kind != str(SPORE.Decision)), "Decision"
         ).split(":")[-1]
     if owner is not None and str(SPORE.ModelSnapshot) in kinds:
-        context["metrics"] = _snapshot_metrics(state, owner, iri)
+        context["metrics"] = _snapshot_metrics(state, owner, iri) or metrics or {}
         context["title"] = "Model snapshot " + iri.rsplit("/", 1)[-1][:12]
     return _page(state, request, "resource.html", context)
+
+
+_ARCHITECTURE_TERMS = {"lightgcn": SPORE.LightGCN, "knowledge-lightgcn": SPORE.KnowledgeLightGCN}
+
+
+def current_snapshot_graph(state: WebState, iri: str) -> tuple[Graph, dict[str, float]]:
+    """A node's current model as RDF when ``iri`` names it, and its last reported metrics.
+
+    A node recommends with weights its runtime holds in memory; until it records a model card, this
+    is what the host can say about the snapshot those weights make (who, which round, which group).
+    """
+    graph: Graph = Graph()
+    owner = state.owner_node(iri)
+    model = state.models.get(owner.name) if owner is not None else None
+    if owner is None or model is None or model.snapshot != iri:
+        return graph, {}
+    subject = URIRef(iri)
+    graph.bind("spore", str(SPORE))
+    graph.add((subject, RDF.type, SPORE.ModelSnapshot))
+    graph.add((subject, URIRef(PREFIXES["prov"] + "wasAttributedTo"), URIRef(owner.id)))
+    architecture = _ARCHITECTURE_TERMS.get(model.architecture)
+    if architecture is not None:
+        graph.add((subject, SPORE.architecture, architecture))
+    if model.round is not None:
+        graph.add((subject, SPORE.roundNumber, RdfLiteral(model.round)))
+    if model.group is not None:
+        graph.add((URIRef(model.group), SPORE.groupModel, subject))
+    reported = {row.round: row.metrics for row in state.rounds.rows(owner.name)}
+    return graph, reported.get(model.round, {}) if model.round is not None else {}
 
 
 def describe_actor(state: WebState, actor: LocalActor) -> Graph:
@@ -191,8 +222,11 @@ def render_resource(request: Request, iri: str, graph: Graph) -> HTMLResponse | 
     actor = state.local_actor(iri)
     if actor is not None:
         return node_page(request, state, actor, graph)
+    metrics: dict[str, float] = {}
+    if len(graph) == 0:
+        graph, metrics = current_snapshot_graph(state, iri)
     kinds = _kinds(graph, URIRef(iri))
     rich = str(SPORE.ModelSnapshot) in kinds or any(
         kind.startswith(str(SPORE)) and kind.endswith("Decision") for kind in kinds
     )
-    return resource_page(request, state, iri, graph) if rich else None
+    return resource_page(request, state, iri, graph, metrics) if rich else None
