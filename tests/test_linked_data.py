@@ -282,3 +282,15 @@ def test_void_and_service_description_describe_the_host(world: World) -> None:
         assert _get(endpoint, "application/sparql-results+json", query="ASK { ?s ?p ?o }").json()["boolean"]
     sd = Graph().parse(data=_get(f"{base}/sparql", "text/turtle").text, format="turtle")
     assert (URIRef(f"{base}/sparql"), RDF.type, SD.Service) in sd
+
+
+@pytest.mark.slow
+def test_described_resources_answer_head_and_refuse_writes(world: World) -> None:
+    blueprint = sorted(world.blueprints)[0]
+    base = world.hosts[0].runtime.config.base_url
+    for url in (blueprint, f"{base}/ns", f"{base}/.well-known/void"):
+        head = httpx.head(url, headers={"accept": "text/turtle"})
+        assert head.status_code == 200 and head.headers["content-type"].startswith("text/turtle"), url
+    refused = httpx.post(blueprint, content=b"x")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+    assert httpx.post(f"{base}/no/such/thing").status_code == 404

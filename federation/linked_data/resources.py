@@ -130,11 +130,20 @@ class LinkedData:
         return self.respond(request, iri, list(dict.fromkeys(triples)), representation)
 
     async def fallback(self, request: Request) -> Response | None:
-        """The answer for a GET no route matched: the IRI's description, or ``None`` (a plain 404)."""
+        """The answer for a request no route matched: the IRI's description, or ``None`` (a plain 404).
+
+        Described resources are read-only: another method than GET or HEAD on one is 405.
+        """
         path = request.url.path
         for iri in (self.base_url + path, W3ID_BASE + path.lstrip("/")):
             triples = await self.description(iri)
             if triples:
+                if request.method not in ("GET", "HEAD"):
+                    return PlainTextResponse(
+                        f"405 Method Not Allowed: {iri} is read-only linked data\n",
+                        status_code=405,
+                        headers={"allow": "GET, HEAD"},
+                    )
                 representation = _representation(request, activity=False)
                 if representation is None:
                     return _not_acceptable(activity=False)
@@ -181,7 +190,7 @@ def linked_data_router(linked: LinkedData) -> APIRouter:
     ontology_path = "/" + ontology.ONTOLOGY_IRI[len(W3ID_BASE) :]  # /ns
     context_path = "/" + ontology.CONTEXT_URL[len(W3ID_BASE) :]  # /context.jsonld
 
-    @router.get(ontology_path)
+    @router.api_route(ontology_path, methods=["GET", "HEAD"])
     async def ontology_document(request: Request) -> Response:
         representation = _representation(request, activity=False)
         if representation is None:
@@ -192,12 +201,12 @@ def linked_data_router(linked: LinkedData) -> APIRouter:
             return Response(ontology_turtle(), media_type="text/turtle; charset=utf-8", headers=VARY)
         return linked.respond(request, ontology.ONTOLOGY_IRI, ontology_triples(), representation)
 
-    @router.get(context_path)
+    @router.api_route(context_path, methods=["GET", "HEAD"])
     async def context_document() -> Response:
         headers = {"access-control-allow-origin": "*"}
         return JSONResponse(ontology.load_context(), media_type="application/ld+json", headers=headers)
 
-    @router.get("/.well-known/void")
+    @router.api_route("/.well-known/void", methods=["GET", "HEAD"])
     async def void_document(request: Request) -> Response:
         return await linked.void(request)
 
@@ -213,10 +222,9 @@ def install_linked_data(app: FastAPI, runtime: HostRuntime) -> LinkedData:
     # A 404 handler rather than a catch-all route: routes match in the order they were added, and a
     # catch-all would hide every route another part of the host adds after it.
     async def not_found(request: Request, exc: Exception) -> Response:
-        if request.method in ("GET", "HEAD"):
-            answer = await linked.fallback(request)
-            if answer is not None:
-                return answer
+        answer = await linked.fallback(request)
+        if answer is not None:
+            return answer
         detail = getattr(exc, "detail", None) or "Not Found"
         return JSONResponse({"detail": detail}, status_code=404)
 
