@@ -158,7 +158,7 @@ def test_demo_runs_rounds_shows_groups_and_resumes(tmp_path: Path, demo_env: dic
     assert "resuming the fungiverse" in again.stdout
     resumed_at = int(again.stdout.split("resuming at round ")[1].split()[0])
     assert resumed_at >= 2
-    final_round = int(again.stdout.rsplit("stopped after round ", 1)[1].split()[0])
+    final_round = int(again.stdout.rsplit("stopped after round ", 1)[1].split(";")[0])
     assert final_round >= resumed_at + 1
 
 
