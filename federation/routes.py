@@ -1,7 +1,8 @@
 """The host's HTTP resources: one router per resource, each built around the injected runtime.
 
 Routers hold no policy of their own: the inbox router hands requests to the verification pipeline,
-whose verdict table decides the status; content negotiation is one pure function.
+whose verdict table decides the status; content negotiation is one pure function
+(:mod:`federation.linked_data.negotiation`).
 """
 
 from __future__ import annotations
@@ -23,40 +24,7 @@ from federation.signatures import SignedRequest
 from federation.state import Relation
 from federation.webfinger import JRD_MEDIA_TYPE, WebFingerError, host_meta, jrd, lookup
 
-__all__ = ["discovery_router", "actor_router", "object_router", "inbox_router", "wants_activity_json"]
-
-_JSON_TYPES = frozenset({"application/activity+json", "application/ld+json", "application/json"})
-_WILDCARDS = frozenset({"*/*", "application/*"})
-
-
-def wants_activity_json(accept: str | None) -> bool:
-    """Content negotiation (RFC 9110 section 12.5.1): serve AS2 JSON, or refuse (406 until HTML exists).
-
-    An explicitly listed JSON type (any q > 0) gets JSON; a wildcard gets JSON only when no other
-    explicit type is preferred to it, so a browser (``text/html, ..., */*;q=0.8``) is not handed JSON
-    where a later issue will give it HTML. No ``Accept`` at all means anything goes.
-    """
-    if not accept or not accept.strip():
-        return True
-    explicit_json = wildcard = other = 0.0
-    for part in accept.split(","):
-        media, *params = (piece.strip() for piece in part.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        media = media.lower()
-        if media in _JSON_TYPES:
-            explicit_json = max(explicit_json, quality)
-        elif media in _WILDCARDS:
-            wildcard = max(wildcard, quality)
-        elif media:
-            other = max(other, quality)
-    return explicit_json > 0 or (wildcard > 0 and wildcard >= other)
+__all__ = ["discovery_router", "actor_router", "object_router", "inbox_router"]
 
 
 def _activity_json(document: Any, status: int = 200) -> JSONResponse:

@@ -18,7 +18,6 @@ from federation.keyring import KeyRing, KeyUnavailable, key_from_document
 from federation.keys import ActorKey, generate_rsa_key, load_or_create_key
 from federation.outbox import Outbox, PrivateDataLeak, fan_out, note_for, refuse_private_graph
 from federation.ratelimit import RateLimiter
-from federation.routes import wants_activity_json
 from federation.signatures import SignedRequest, sign_cavage
 from federation.state import FederationState, Recipient
 from federation.vocab import with_as2_type
@@ -262,26 +261,6 @@ def test_note_carries_hashtag_in_tag_and_content(directory: ActorDirectory) -> N
 def test_published_objects_carry_an_as2_type(kind, expected) -> None:
     # Fedify refuses "Invalid type: https://w3id.org/spore/ns#Decision" when no AS2 type is present.
     assert with_as2_type(kind) == expected
-
-
-@pytest.mark.parametrize(
-    ("accept", "json_wanted"),
-    [
-        (None, True),
-        ("", True),
-        ("application/activity+json", True),
-        ('application/ld+json; profile="https://www.w3.org/ns/activitystreams"', True),
-        ("application/activity+json, application/ld+json", True),
-        ("application/json", True),
-        ("*/*", True),  # curl
-        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),  # a browser
-        ("text/turtle", False),
-        ("text/html;q=0.5, application/activity+json;q=0.1", True),
-        ("application/activity+json;q=0", False),
-    ],
-)
-def test_content_negotiation(accept: str | None, json_wanted: bool) -> None:
-    assert wants_activity_json(accept) is json_wanted
 
 
 def test_inbox_refetches_a_rotated_key_once_then_accepts() -> None:

@@ -35,6 +35,10 @@ R = Representation
     ("accept", "activity", "expected"),
     [
         (None, True, R.ACTIVITY_JSON),  # Mastodon-era clients and curl keep getting AS2
+        ("", True, R.ACTIVITY_JSON),
+        ("application/activity+json, application/ld+json", True, R.ACTIVITY_JSON),
+        ("application/json", True, R.JSON_LD),  # the AS2 document, as ld+json
+        ("application/activity+json;q=0", True, None),
         ("*/*", True, R.ACTIVITY_JSON),
         ("*/*", False, R.TURTLE),  # RDF tools
         (None, False, R.TURTLE),
