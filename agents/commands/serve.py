@@ -204,7 +204,7 @@ def _run(
         return nodes
 
     app = build_host(config, store=store)
-    server = QuietServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = QuietServer(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     outcome = {"code": 0}
 
     def finish(code: int, reason: str, linger: float) -> None:

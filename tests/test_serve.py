@@ -1,0 +1,137 @@
+"""``spore serve``: configuration sources, one-line errors, and two real hosts co-training and resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.blueprint_writer import BlueprintChoices, new_blueprint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spore(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agents", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def write_blueprint(directory: Path, name: str, hashtag: str = "#jazz") -> Path:
+    graph, report = new_blueprint(
+        BlueprintChoices(
+            name=name,
+            hashtags=(hashtag,),
+            embedding_dimension=16,
+            layers=1,
+            learning_rate="0.01",
+            aggregation="weighted-mean",
+        )
+    )
+    assert report.conforms
+    path = directory / f"{name}.ttl"
+    path.write_text(graph.serialize(format="turtle"))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def events(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_a_broken_blueprint_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.ttl"
+    broken.write_text("not turtle at all")
+    result = spore("serve", str(broken), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("spore: error:") and str(broken) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_options_come_from_the_environment_and_from_a_toml_file(tmp_path: Path) -> None:
+    broken = tmp_path / "from_toml.ttl"
+    broken.write_text("not turtle")
+    config = tmp_path / "serve.toml"
+    config.write_text(f'blueprints = ["{broken}"]\ndata_dir = "{tmp_path / "d"}"\nport = 18999\n')
+    from_file = spore("serve", "--config", str(config))
+    assert from_file.returncode == 2 and "from_toml.ttl" in from_file.stderr  # blueprints read from TOML
+    from_env = spore("serve", "--config", str(config), env={"SPORE_PORT": "0"})
+    assert from_env.returncode == 2 and "--port" in from_env.stderr  # the environment overrides the file
+    no_blueprint = spore("serve", "--data-dir", str(tmp_path / "d"))
+    assert no_blueprint.returncode == 2 and "BLUEPRINT" in no_blueprint.stderr
+
+
+@pytest.mark.slow
+def test_two_hosts_form_a_group_across_hosts_train_and_resume(tmp_path: Path) -> None:
+    blueprints = [write_blueprint(tmp_path, name) for name in ("ana", "bo", "cy", "di")]
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+
+    def serve(index: int, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agents", "serve", *map(str, blueprints[2 * index : 2 * index + 2])]
+            + ["--port", str(ports[index]), "--data-dir", str(tmp_path / f"host{index}"), "--synth"]
+            + ["--round-seconds", "1", "--max-seconds", "150", *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+
+    def finish(processes: list[subprocess.Popen[str]]) -> list[list[dict[str, object]]]:
+        outputs = []
+        for process in processes:
+            try:
+                out, err = process.communicate(timeout=240)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+            assert process.returncode == 0, (out[-3000:], err[-2000:])
+            outputs.append(events(out))
+        return outputs
+
+    first = finish([serve(index, "--peer", urls[1 - index], "--rounds", "2") for index in range(2)])
+    nodes = [line for host in first for line in host if line["event"] == "node"]
+    founders = [line["node"] for line in nodes if line["founds"]]
+    # The hosts agreed on one founder for #jazz: the node with the smallest actor IRI.
+    assert founders == [min(nodes, key=lambda line: str(line["actor"]))["node"]]
+    rounds = [line for host in first for line in host if line["event"] == "round"]
+    assert all(
+        line["group"] == "#jazz" and line["bytes"] > 0 and "recall@20" in line["metrics"] for line in rounds
+    )
+    # Every node ends round 1 in one group of four across both hosts. A node whose host booted it
+    # while round 1 was already gathering waits out the round timeout with what reached it, so
+    # only the nodes that heard from all four must hold the same merged model.
+    last = [line for line in rounds if line["round"] == 1]
+    assert sorted(line["node"] for line in last) == ["ana", "bo", "cy", "di"]
+    assert all(line["members"] == 4 for line in last), last
+    complete = [line for line in last if line["contributors"] == 4]
+    assert len(complete) >= 2 and len({line["merged_sha256"] for line in complete}) == 1, last
+
+    # The founder's host alone, started again on its data directory, resumes where it stopped.
+    founder_host = 0 if founders[0] in ("ana", "bo") else 1
+    [second] = finish([serve(founder_host, "--rounds", "1")])
+    resumed = {line["node"]: line for line in second if line["event"] == "node"}
+    assert set(resumed) == {str(line["node"]) for line in first[founder_host] if line["event"] == "node"}
+    assert {line["resumed_at"] for line in resumed.values()} == {2}
+    assert resumed[founders[0]]["founds"] == "#jazz"
+    again = [line for line in second if line["event"] == "round"]
+    assert sorted((line["node"], line["round"]) for line in again) == sorted((name, 2) for name in resumed)
