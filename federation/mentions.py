@@ -263,7 +263,6 @@ def reply_html(
     ranked: Sequence[Ranked],
     *,
     recommendation: str | None,
-    rdf_url: str | None,
     problem: str | None = None,
 ) -> str:
     """The reply's HTML: every name from the catalogue or the asker escaped, never interpreted."""
@@ -287,11 +286,10 @@ def reply_html(
             else "I do not know that name."
         )
         paragraphs.append(f"\u201c{html.escape(query)}\u201d is not in my catalogue; {hint}")
-    if recommendation and rdf_url:
-        paragraphs.append(
-            f'The list as RDF (spore:Recommendation): <a href="{html.escape(rdf_url)}">'
-            f"{html.escape(recommendation)}</a>"
-        )
+    if recommendation:
+        # The IRI dereferences with content negotiation (HTML for people, Turtle/JSON-LD for tools).
+        link = html.escape(recommendation)
+        paragraphs.append(f'This list as linked data (spore:Recommendation): <a href="{link}">{link}</a>')
     return "".join(f"<p>{paragraph}</p>" for paragraph in paragraphs)
 
 
@@ -324,8 +322,8 @@ def reply_note(
 
 
 def describe_url(node: LocalActor, iri: str) -> str:
-    """A link that answers with the recommendation's RDF, items included, from the node's SPARQL
-    endpoint (a plain DESCRIBE would stop at the list and leave out its items)."""
+    """The recommendation's RDF, items included, from the node's SPARQL endpoint: a second link for
+    tools that query rather than dereference (a plain DESCRIBE would leave out the items)."""
     query = (
         f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ {{ BIND(<{iri}> AS ?s) ?s ?p ?o }} UNION "
         f"{{ <{iri}> <https://schema.org/itemListElement> ?s . ?s ?p ?o }} }}"
@@ -436,7 +434,7 @@ class AskingService:
                 {"type": "Link", "href": recommendation, "name": "spore:Recommendation"},
                 {"type": "Link", "href": rdf_url, "mediaType": "text/turtle", "name": "RDF (Turtle)"},
             ]
-        content = reply_html(asker, resolved, ranked, recommendation=recommendation, rdf_url=rdf_url)
+        content = reply_html(asker, resolved, ranked, recommendation=recommendation)
         self._send(ask, asker, inbox, content, attachments)
 
     async def _reply(self, ask: Ask, asker: Asker, inbox: str, text: str) -> None:

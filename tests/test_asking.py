@@ -179,14 +179,12 @@ def test_reply_html_escapes_everything_and_says_what_it_did() -> None:
         (Matched("radiohed", f"{BASE}artist/0", "Radiohead", True),), (("<b>x</b>", ("Björk",)),)
     )
     ranked = [Ranked(1, f"{BASE}artist/9", "<script>alert(1)</script>", 0.9)]
-    text = reply_html(
-        asker, resolved, ranked, recommendation="http://r.test/rec", rdf_url="http://r.test/rdf"
-    )
+    text = reply_html(asker, resolved, ranked, recommendation="http://r.test/rec")
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert 'class="u-url mention">@<span>bob</span>' in text
     assert "I read “radiohed” as Radiohead" in text
     assert "“&lt;b&gt;x&lt;/b&gt;” is not in my catalogue; did you mean Björk?" in text
-    assert '<a href="http://r.test/rdf">http://r.test/rec</a>' in text
+    assert '<a href="http://r.test/rec">http://r.test/rec</a>' in text
 
 
 # -- the service, in process ------------------------------------------------------------------------
@@ -408,6 +406,7 @@ def test_a_person_asks_over_http_and_the_reply_arrives_signed(tmp_path: Path) ->
             note = reply["body"]["object"]
             rdf_link = note["attachment"][1]["href"]
             turtle = httpx.get(rdf_link, headers={"accept": "text/turtle"})
+            dereferenced = httpx.get(note["attachment"][0]["href"], headers={"accept": "text/turtle"})
         finally:
             server.stop()
     finally:
@@ -415,8 +414,12 @@ def test_a_person_asks_over_http_and_the_reply_arrives_signed(tmp_path: Path) ->
     assert "signature" in reply["headers"]
     assert note["inReplyTo"] == note_id
     assert "Because you like Radiohead, Björk, you might enjoy:" in note["content"]
-    # The reply's RDF link answers with the stored spore:Recommendation.
-    assert turtle.status_code == 200
-    rdf = Graph().parse(data=turtle.text, format="turtle")
-    assert (URIRef(note["attachment"][0]["href"]), None, None) in rdf
-    assert Validator().validate(rdf).conforms
+    # The recommendation's IRI dereferences, and the SPARQL link answers, with the stored
+    # spore:Recommendation, items included.
+    recommendation = URIRef(note["attachment"][0]["href"])
+    assert f'<a href="{recommendation}">' in note["content"]
+    for answer in (dereferenced, turtle):
+        assert answer.status_code == 200
+        rdf = Graph().parse(data=answer.text, format="turtle")
+        assert (recommendation, None, None) in rdf
+        assert Validator().validate(rdf).conforms
