@@ -28,9 +28,12 @@ $(VENV)/.spore-installed: pyproject.toml
 	touch $@
 
 # What the tests start or compare against beside the project: real Fediverse peers (Fedify under Node
-# 22, fediverse-pasture), a second SPARQL server (Virtuoso), and a reference for the aggregation rules.
+# 22, fediverse-pasture), a second SPARQL server (Virtuoso), a reference for the aggregation rules,
+# a federated SPARQL client (Comunica) and a real browser (Debian's Chromium, driven by Playwright).
 setup-test: setup
 	bash .ci/install-fedify.sh
+	bash .ci/install-comunica.sh
+	VENV=$(VENV) bash .ci/install-chromium.sh
 	bash .ci/install-pasture.sh
 	bash .ci/install-virtuoso.sh
 	VENV=$(VENV) bash .ci/install-byzfl.sh
