@@ -471,3 +471,16 @@ def test_the_current_snapshot_has_a_page_before_any_card(world) -> None:
         assert (URIRef(world.jazz), SPORE.groupModel, URIRef(live)) in graph
     finally:
         state.models.publish("alice", world.model)
+
+
+@pytest.mark.slow
+def test_a_stored_recommendation_lists_its_artists_in_order(world) -> None:
+    iri = world.alice + "/recommendations/asked-1"
+    page = get(world, "/browse/resource", params={"iri": iri})
+    assert page.status_code == 200 and "Recommendation by alice" in page.text
+    expected = [r.name for r in world.model.engine.for_artists([0, 1], 5)]
+    assert _items(page.text) == expected
+    pytest.importorskip("federation.linked_data")
+    html = httpx.get(iri, headers={"accept": "text/html"}, timeout=30)
+    if html.status_code == 200:  # the linked-data routes serve this IRI: with the rich page
+        assert _items(html.text) == expected

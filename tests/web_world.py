@@ -2,7 +2,8 @@
 
 Host A serves nodes alice and bob; host B serves node carol and the learning group #jazz, which alice
 and carol join (signed Join/Accept between the hosts). Alice's store holds a synthetic catalogue and
-listeners, model cards for three rounds (with metrics) and two decisions; her current model is a
+listeners, model cards for three rounds (with metrics), two decisions and a stored recommendation
+(``{alice}/recommendations/asked-1``, as an answer to a Fediverse ask is kept); her current model is a
 LightGCN trained for a few epochs on her graph, published to the page as the node runtime does.
 """
 
@@ -31,7 +32,7 @@ from models.graph import load_music_tensors
 from models.lightgcn import LightGCN
 from models.metrics import RankingMetrics
 from models.pipeline import build_graph
-from models.recommend import RecommendationEngine
+from models.recommend import RecommendationEngine, recommendation_graph
 from models.snapshot import Snapshot, snapshot_bytes
 from models.train import TrainConfig, train_bpr
 from ontology import SPORE
@@ -153,6 +154,15 @@ def start_web_world(root: Path) -> WebWorld:
             format=RdfFormat.TURTLE,
             graph=decisions_graph,
         )
+        ranked = engine.for_artists([0, 1], 5)
+        stored, _ = recommendation_graph(
+            ranked,
+            made_with=URIRef(cards[-1]),
+            seed_artists=(engine.tensors.artists[0], engine.tensors.artists[1]),
+            iri=URIRef(f"{alice}/recommendations/asked-1"),
+        )
+        models_graph = graph_iri(NamedNode(alice), GraphKind.MODELS)
+        store.load(stored.serialize(format="nt"), format=RdfFormat.N_TRIPLES, graph=models_graph)
         a.call(a.runtime.join("alice", jazz))
         b.call(b.runtime.join("carol", jazz))
         for _ in range(3):

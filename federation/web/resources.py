@@ -123,6 +123,18 @@ def _options(state: WebState, owner: LocalActor, iri: str) -> list[dict[str, Any
         return []
 
 
+def _recommendation_items(state: WebState, owner: LocalActor, iri: str) -> list[dict[str, Any]]:
+    if state.store is None:
+        return []
+    try:
+        result = NodeGraphs(NamedNode(owner.id), state.store).query_public(
+            queries.load("recommendation-items"), bindings={"recommendation": NamedNode(iri)}
+        )
+        return select_rows(result)
+    except (StoreError, TypeError):
+        return []
+
+
 def _snapshot_metrics(state: WebState, owner: LocalActor, iri: str) -> dict[str, float]:
     if state.store is None:
         return {}
@@ -155,6 +167,7 @@ def resource_page(
         "explanation": None,
         "options": [],
         "metrics": {},
+        "items": [],
     }
     if owner is not None and any(kind.startswith(str(SPORE)) and kind.endswith("Decision") for kind in kinds):
         context["explanation"] = next((str(v) for v in graph.objects(subject, SPORE.explanation)), None)
@@ -162,6 +175,9 @@ def resource_page(
         context["title"] = next(
             (curie(kind) for kind in sorted(kinds) if kind != str(SPORE.Decision)), "Decision"
         ).split(":")[-1]
+    if owner is not None and str(SPORE.Recommendation) in kinds:
+        context["items"] = _recommendation_items(state, owner, iri)
+        context["title"] = f"Recommendation by {owner.name}"
     if owner is not None and str(SPORE.ModelSnapshot) in kinds:
         context["metrics"] = _snapshot_metrics(state, owner, iri) or metrics or {}
         context["title"] = "Model snapshot " + iri.rsplit("/", 1)[-1][:12]
@@ -210,8 +226,8 @@ def describe_actor(state: WebState, actor: LocalActor) -> Graph:
 def render_resource(request: Request, iri: str, graph: Graph) -> HTMLResponse | None:
     """The rich HTML page of ``iri`` described by ``graph``, or None to let the caller use its own.
 
-    Nodes and groups of this host, model snapshots and decisions get their pages; other resources
-    (artists, tags, blueprints) are left to the generic renderer.
+    Nodes and groups, model snapshots, decisions and stored recommendations get their pages; other
+    resources (artists, tags, blueprints) are left to the generic renderer.
     """
     state: WebState | None = getattr(request.app.state, "web", None)
     if state is None:
@@ -226,7 +242,7 @@ def render_resource(request: Request, iri: str, graph: Graph) -> HTMLResponse | 
     if len(graph) == 0:
         graph, metrics = current_snapshot_graph(state, iri)
     kinds = _kinds(graph, URIRef(iri))
-    rich = str(SPORE.ModelSnapshot) in kinds or any(
+    rich = bool({str(SPORE.ModelSnapshot), str(SPORE.Recommendation)} & kinds) or any(
         kind.startswith(str(SPORE)) and kind.endswith("Decision") for kind in kinds
     )
     return resource_page(request, state, iri, graph, metrics) if rich else None
