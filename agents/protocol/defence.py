@@ -13,6 +13,7 @@ The node's :class:`~reasoning.defederation.Ledger` lives in ``NodeState.defence`
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -57,13 +58,37 @@ def artifact_iri(sender: str, update: ModelUpdate) -> str:
     return f"{sender}/artifacts/{update.sha256}"
 
 
-def _change(update: ModelUpdate, base: Mapping[str, Tensor]) -> Tensor:
-    """The update's shared parameters minus the round's base, flattened in name order."""
-    if update.delta is not None:
-        weights, _ = updated_rows(base, update.delta)
-    else:
-        weights = update.parameters
-    return torch.cat([(weights[name] - base[name]).reshape(-1).double() for name in sorted(base)])
+def _point(update: ModelUpdate, base: Mapping[str, Tensor]) -> Tensor:
+    """The update as one flat vector in name order: its full parameters, or a compressed change
+    applied to the round's base. Both statistics are translation invariant (a distance to the
+    coordinate-wise median, distances between members), so parameters give the same scores as
+    changes from the base, and full updates need no base at all."""
+    weights = updated_rows(base, update.delta)[0] if update.delta is not None else update.parameters
+    return torch.cat([weights[name].reshape(-1) for name in sorted(weights)])
+
+
+# (statistic, (sender, sha256) of every full update) -> scores. Every member of a synchronous group
+# screens the same updates; computing the statistic once per group instead of once per member took
+# the defence from most of a simulated round's time to a small part of it. Bounded, like
+# agents.protocol.learning's cache of prepared updates.
+_SCORES: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], dict[str, float]] = OrderedDict()
+_SCORES_LIMIT = 64
+
+
+def _scores(
+    updates: Mapping[str, ModelUpdate], base: Mapping[str, Tensor], statistic: str
+) -> dict[str, float]:
+    full = all(u.delta is None for u in updates.values())
+    key = (statistic, tuple(sorted((s, u.sha256) for s, u in updates.items())))
+    if full and key in _SCORES:
+        _SCORES.move_to_end(key)
+        return _SCORES[key]
+    scores = screening_statistic({s: _point(u, base) for s, u in updates.items()}, statistic)
+    if full:
+        _SCORES[key] = scores
+        if len(_SCORES) > _SCORES_LIMIT:
+            _SCORES.popitem(last=False)
+    return scores
 
 
 def screening_statistic(changes: Mapping[str, Tensor], statistic: str) -> dict[str, float]:
@@ -76,7 +101,7 @@ def screening_statistic(changes: Mapping[str, Tensor], statistic: str) -> dict[s
     senders = sorted(changes)
     if len(senders) < 3:
         return {}
-    flat = torch.stack([changes[s] for s in senders])
+    flat = torch.stack([changes[s].float() for s in senders])
     if statistic == "krum":
         scores = krum_scores(flat, max(0, (len(senders) - 3) // 2))
     elif statistic == "median-distance":
@@ -176,8 +201,7 @@ class LedgerDefence:
         round_number: int,
     ) -> list[Evidence]:
         artifacts = {s: artifact_iri(s, u) for s, u in updates.items()}
-        changes = {s: _change(u, base) for s, u in updates.items()}
-        statistic = screening_statistic(changes, self.statistic)
+        statistic = _scores(updates, base, self.statistic)
         what = (
             "distance to the coordinate-wise median" if self.statistic == "median-distance" else "Krum score"
         )
