@@ -228,7 +228,7 @@ def _choices_of(graph: Graph, blueprint: Node) -> BlueprintChoices | None:
 def derive_blueprints(
     examples: Sequence[BlueprintChoices], count: int, *, hosts: int = 1, seed: int = 7
 ) -> list[tuple[str, BlueprintChoices]]:
-    """``count`` distinct nodes cycling through the examples, with varied sizes and learning rates.
+    """``count`` distinct nodes cycling through the examples, with varied model sizes and learning rates.
 
     Node ``i`` seeks genre ``(i // hosts) % groups``: with nodes dealt round-robin over hosts, every
     group has members on more than one host, so groups federate rather than stay local. About two
@@ -240,7 +240,8 @@ def derive_blueprints(
     for index in range(count):
         example = examples[index % len(examples)]
         name = f"{example.name}_{index:02d}" if count <= 100 else f"{example.name}_{index:03d}"
-        genre = GENRES[(index // hosts) % groups]
+        group = (index // hosts) % groups
+        genre = GENRES[group]
         # Krum needs 2f + 3 updates (5 for f = 1); a demo group has two or three members, so a node
         # derived from a Krum example aggregates with the coordinate median, also Byzantine-robust.
         aggregation = "median" if example.aggregation == "krum" else example.aggregation
@@ -252,7 +253,9 @@ def derive_blueprints(
                     hashtags=(genre,),
                     architecture=example.architecture,
                     aggregation=aggregation,
-                    embedding_dimension=rng.choice(_DIMENSIONS),
+                    # Per group, not per node: a group merges parameters of one shape, and an owner
+                    # rejects a member whose shared parameters have another.
+                    embedding_dimension=_DIMENSIONS[group % len(_DIMENSIONS)],
                     layers=example.layers,
                     learning_rate=rng.choice(_LEARNING_RATES),
                     local_epochs=max(1, min(2, example.local_epochs)),

@@ -31,7 +31,16 @@ __all__ = [
     "format_table",
 ]
 
-STATUS_HEADERS = ("host", "nodes", "groups", "round", "Recall@20", "activities", "delivery queue")
+STATUS_HEADERS = (
+    "host",
+    "nodes",
+    "in a group",
+    "groups",
+    "round",
+    "Recall@20",
+    "activities",
+    "delivery queue",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class HostStatus:
 
     url: str
     nodes: tuple[str, ...]
+    grouped: int  # nodes that are members of a learning group
     groups: frozenset[str]  # learning-group IRIs (or names) the host's nodes are members of
     round: int
     recall_at_20: float | None  # mean over the nodes that have been evaluated
@@ -83,13 +93,14 @@ def parse_status(url: str, document: Mapping[str, Any], metrics: Mapping[str, fl
     every node that is in a group has finished three rounds.
     """
     nodes = [record for record in document.get("nodes") or () if isinstance(record, Mapping)]
-    groups = {group for record in nodes if (group := _group_of(record)) is not None}
+    memberships = [group for record in nodes if (group := _group_of(record)) is not None]
     rounds = [int(value) for record in nodes if (value := _number(record.get("round"))) is not None]
     recalls = [value for record in nodes if (value := _recall(record)) is not None]
     return HostStatus(
         url=url,
         nodes=tuple(str(record.get("name", "?")) for record in nodes),
-        groups=frozenset(groups),
+        grouped=len(memberships),
+        groups=frozenset(memberships),
         round=min(rounds, default=0),
         recall_at_20=sum(recalls) / len(recalls) if recalls else None,
         activities=int(metrics.get("spore_activities_published_total", 0)),
@@ -137,6 +148,7 @@ class Summary:
     hosts: int
     reachable: int
     nodes: int
+    grouped: int
     groups: int
     round: int  # the slowest host's round: every node has completed at least this many
     recall_at_20: float | None
@@ -153,6 +165,7 @@ def summarise(results: Iterable[HostStatus | Unreachable]) -> Summary:
         hosts=len(results),
         reachable=len(up),
         nodes=sum(len(host.nodes) for host in up),
+        grouped=sum(host.grouped for host in up),
         groups=len(frozenset().union(*(host.groups for host in up))) if up else 0,
         round=min((host.round for host in up), default=0),
         recall_at_20=sum(value * count for value, count in recalls) / weight if weight else None,
@@ -169,7 +182,8 @@ def progress_line(summary: Summary, elapsed: float) -> str:
     """One line per round for the demo's terminal."""
     down = summary.hosts - summary.reachable
     return (
-        f"round {summary.round:>3}  nodes {summary.nodes}  groups {summary.groups}"
+        f"round {summary.round:>3}  nodes {summary.nodes} ({summary.grouped} in a group)"
+        f"  groups {summary.groups}"
         f"  mean Recall@20 {_recall_text(summary.recall_at_20)}  activities {summary.activities}"
         f"  queued {summary.delivery_queue}"
         + (f"  ({down} host(s) not answering)" if down else "")
@@ -181,12 +195,13 @@ def status_rows(results: Iterable[HostStatus | Unreachable]) -> list[tuple[str, 
     rows = []
     for result in results:
         if isinstance(result, Unreachable):
-            rows.append((result.url, "-", "-", "-", "-", "-", "unreachable"))
+            rows.append((result.url, "-", "-", "-", "-", "-", "-", "unreachable"))
             continue
         rows.append(
             (
                 result.url,
                 str(len(result.nodes)),
+                str(result.grouped),
                 str(len(result.groups)),
                 str(result.round),
                 _recall_text(result.recall_at_20),

@@ -40,6 +40,13 @@ def test_derived_blueprints_are_distinct_valid_and_varied(tmp_path: Path) -> Non
     assert len(dimensions) > 1
 
 
+def test_nodes_seeking_one_group_share_its_model_size() -> None:
+    sizes: dict[str, set[int]] = {}
+    for _, choices in demo.derive_blueprints(demo.example_choices(), 16, hosts=4):
+        sizes.setdefault(choices.hashtags[0], set()).add(choices.embedding_dimension)
+    assert all(len(found) == 1 for found in sizes.values())  # an owner rejects other shapes
+
+
 def test_every_group_has_members_on_more_than_one_host() -> None:
     hosts = 3
     derived = demo.derive_blueprints(demo.example_choices(), 12, hosts=hosts)
@@ -144,7 +151,8 @@ def test_demo_runs_rounds_shows_groups_and_resumes(tmp_path: Path, demo_env: dic
     assert "synthetic music graph" in first.stdout and f"http://127.0.0.1:{port}/" in first.stdout
     table = first.stdout[first.stdout.index("host ") :].splitlines()
     rows = [line.split() for line in table[2:4]]
-    assert all(int(row[2]) >= 1 and int(row[3]) >= 2 for row in rows), table  # groups, round
+    # every node is in a group, groups span both hosts, and both reached round 2
+    assert all(row[1] == row[2] == "2" and int(row[3]) >= 1 and int(row[4]) >= 2 for row in rows), table
     assert json.loads((state / "demo.json").read_text())["nodes"] == 4
 
     again = subprocess.run(

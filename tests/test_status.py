@@ -45,7 +45,7 @@ def test_parse_status_takes_the_slowest_round_and_the_mean_recall() -> None:
         "nodes": [node("a", 4, G_JAZZ, 0.2), node("b", 3, G_ROCK, 0.1), node("z", None, None, None)],
     }
     status = watch.parse_status("http://127.0.0.1:8001", document, watch.parse_metrics(METRICS))
-    assert status.nodes == ("a", "b", "z")
+    assert status.nodes == ("a", "b", "z") and status.grouped == 2
     assert status.groups == {G_JAZZ, G_ROCK}
     assert status.round == 3  # b has finished only three; z is in no group yet and does not count
     assert status.recall_at_20 == pytest.approx(0.15)
@@ -58,11 +58,12 @@ def test_parse_status_of_a_host_that_has_not_started() -> None:
 
 
 def test_summary_counts_groups_across_hosts_once_and_weights_recall_by_nodes() -> None:
-    one = watch.HostStatus("h1", ("a", "b", "c"), frozenset({G_JAZZ}), 2, 0.3, 10, 0)
-    two = watch.HostStatus("h2", ("d",), frozenset({G_JAZZ, G_ROCK}), 1, 0.1, 4, 2)
+    one = watch.HostStatus("h1", ("a", "b", "c"), 3, frozenset({G_JAZZ}), 2, 0.3, 10, 0)
+    two = watch.HostStatus("h2", ("d",), 1, frozenset({G_JAZZ, G_ROCK}), 1, 0.1, 4, 2)
     down = watch.Unreachable("h3", "refused")
     summary = watch.summarise([one, two, down])
     assert (summary.hosts, summary.reachable, summary.nodes, summary.groups) == (3, 2, 4, 2)
+    assert summary.grouped == 4
     assert summary.round == 1 and summary.activities == 14 and summary.delivery_queue == 2
     assert summary.recall_at_20 == pytest.approx((0.3 * 3 + 0.1) / 4)
     line = watch.progress_line(summary, 12.0)
@@ -74,7 +75,7 @@ def test_summary_counts_groups_across_hosts_once_and_weights_recall_by_nodes() -
 def test_table_aligns_columns_and_marks_unreachable_hosts() -> None:
     rows = watch.status_rows(
         [
-            watch.HostStatus("http://h1", ("a",), frozenset({G_JAZZ}), 2, None, 1, 0),
+            watch.HostStatus("http://h1", ("a",), 1, frozenset({G_JAZZ}), 2, None, 1, 0),
             watch.Unreachable("http://h2", "x"),
         ]
     )
@@ -82,6 +83,9 @@ def test_table_aligns_columns_and_marks_unreachable_hosts() -> None:
     assert table[0].split() == [
         "host",
         "nodes",
+        "in",
+        "a",
+        "group",
         "groups",
         "round",
         "Recall@20",
@@ -89,7 +93,7 @@ def test_table_aligns_columns_and_marks_unreachable_hosts() -> None:
         "delivery",
         "queue",
     ]
-    assert table[2].split() == ["http://h1", "1", "1", "2", "-", "1", "0"]
+    assert table[2].split() == ["http://h1", "1", "1", "1", "2", "-", "1", "0"]
     assert table[3].endswith("unreachable")
     assert table[2].index(" 1 ") + 1 == table[0].index("nodes")  # columns line up under their headers
 
