@@ -104,6 +104,7 @@ class NodeHost:
         # actor -> sought hashtags (in order) of every node known here, local ones included.
         self.known: dict[str, tuple[str, ...]] = dict(planned or {})
         self.build = build
+        self.ready = False  # the nodes are built (data loaded); peers wait for this to start together
         self._tracked: dict[str, _Tracked] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spore-steps")
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,6 +113,12 @@ class NodeHost:
             self._check_local(actor)
             self.transport.directory.learn(actor, inbox=f"{runtime.config.base_url}/inbox", seeks=seeks)
         self.add_nodes(nodes)
+
+    def _peers_ready(self) -> bool:
+        return all(
+            bool(self.peer_status.get(peer, {}).get("ready") or self.peer_status.get(peer, {}).get("started"))
+            for peer in self.options.peers
+        )
 
     def _check_local(self, actor: str) -> None:
         local = self.runtime.actors.by_id(actor)
@@ -150,6 +157,13 @@ class NodeHost:
             known = dict(self.known)
             built = await asyncio.get_running_loop().run_in_executor(self._executor, self.build, known)
             self.add_nodes(built)
+        self.ready = True
+        # Hosts build their nodes at their own pace (data loading); starting together keeps a group
+        # from running rounds before the members on slower hosts exist.
+        deadline = self.clock() + self.options.discover_seconds
+        while not self._peers_ready() and self.clock() < deadline:
+            await asyncio.sleep(0.5)
+            await self.poll_peers()
         self._tasks.append(asyncio.create_task(self._poll_forever(), name="spore-peer-poll"))
         if self.options.autostart:
             await self.begin(self.clock())
@@ -324,6 +338,7 @@ class NodeHost:
         return {
             "host": self.runtime.config.base_url,
             "now": round(self.now(), 3),
+            "ready": self.ready,
             "started": self.epoch is not None,
             "round": max(rounds, default=None),
             "done": bool(self.nodes) and all(node.done for node in self.nodes.values()),

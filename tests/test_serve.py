@@ -88,7 +88,7 @@ def test_two_hosts_form_a_group_across_hosts_train_and_resume(tmp_path: Path) ->
         return subprocess.Popen(
             [sys.executable, "-m", "agents", "serve", *map(str, blueprints[2 * index : 2 * index + 2])]
             + ["--port", str(ports[index]), "--data-dir", str(tmp_path / f"host{index}"), "--synth"]
-            + ["--round-seconds", "1", "--max-seconds", "150", *extra],
+            + ["--round-seconds", "2", "--max-seconds", "150", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
