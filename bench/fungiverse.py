@@ -1,4 +1,13 @@
-"""Benchmark: the SPORE simulator at scale, a protocol round of N nodes beside their bare training.
+"""Benchmark: federated quality on Last.fm-2k (``--quality``), and the SPORE simulator at scale.
+
+``--quality``: centralized LightGCN (the ceiling), each node alone (silo), FedAvg of the artist
+table, and SPORE (shared co-listening graph + compressed co-training + local fine-tuning), with
+listeners split across ``--nodes`` (default 8) nodes IID and non-IID (one taste community per
+node), all on one 80/20 split; see bench/fungiverse_quality.py and docs/spore-protocol.md section 11.
+
+    python bench/fungiverse.py --quality [--nodes 8] [--rounds 40] [--data DIR] [--json PATH]
+
+Without ``--quality``, the simulator at scale:
 
 Builds N LightGCN nodes on the seeded synthetic music graph (listeners dealt to nodes, groups of 8,
 synchronous rounds), runs the simulator, and reports wall seconds per round of all nodes, memory per
@@ -10,8 +19,6 @@ ratio is the protocol's overhead: messaging, validation, hashing, compression, m
     python bench/fungiverse.py [--nodes 1000] [--rounds 3] [--learner lightgcn|linear]
                                [--row-fraction 0.05] [--json PATH]
 
-The quality comparison of issue 5 (centralized, silo, FedAvg and SPORE on Last.fm-2k) is not part
-of this script yet.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +40,7 @@ from agents.simulator import Simulator
 from knowledge.music import SynthParams
 from models.compression import full_copy_bytes
 
-from common import print_table, write_json
+from common import ROOT, print_table, write_json
 
 
 def _rss_mb() -> float:
@@ -127,10 +135,98 @@ def run(
     }
 
 
+def quality(args: argparse.Namespace) -> int:
+    """The Last.fm-2k comparison; prints one table per split and the targets."""
+    from fungiverse_quality import Settings, default_data_dir, run_quality, subsample, targets
+    from recsys import load_tensors
+
+    data_dir = Path(args.data) if args.data else default_data_dir(ROOT)
+    if not (data_dir / "lastfm-2k" / "user_artists.dat").is_file():
+        print(f"fungiverse: no Last.fm-2k under {data_dir} (set SPORE_DATA_DIR or --data)", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    tensors, load_s = load_tensors(data_dir)
+    if args.listeners:
+        tensors = subsample(tensors, args.listeners, args.seed)
+    settings = Settings(
+        nodes=args.nodes or 8,
+        seed=args.seed,
+        central_epochs=args.central_epochs,
+        silo_epochs=args.silo_epochs,
+        rounds=args.rounds or 40,
+        every=args.every,
+        row_fraction=args.row_fraction or 0.05,
+        fine_tune_epochs=args.fine_tune_epochs,
+        noise=args.noise,
+    )
+    print(f"{tensors.describe()} (loaded in {load_s:.1f} s); {settings.nodes} nodes", flush=True)
+    results = run_quality(tensors, settings)
+    central = results["centralized"]
+    for split in ("iid", "non-iid"):
+        print(f"\n{split}: listeners dealt to {settings.nodes} nodes; Recall/NDCG@20 over all listeners")
+        rows = [_quality_row(central)] + [_quality_row(m) for m in results[split]]
+        print_table(
+            [
+                "method",
+                "Recall@20",
+                "NDCG@20",
+                "to 95 %",
+                "s to 95 %",
+                "s total",
+                "bytes/node/round",
+                "one update / fp32 copy",
+            ],
+            rows,
+        )
+    print()
+    print_table(
+        ["target", "measured", "required", "met"],
+        [
+            [name, measured, required, "yes" if met else "NO"]
+            for name, measured, required, met in targets(results)
+        ],
+    )
+    for split in ("iid", "non-iid"):
+        spore = next(m for m in results[split] if m["method"] == "SPORE")
+        print(
+            f"{split}: co-listening statistics, once per node: "
+            f"{spore['statistics_payload_bytes']} bytes a copy, "
+            f"{spore['statistics_bytes_per_node_once']} bytes to its group "
+            f"({spore['statistics_bytes_per_node_once'] / spore['full_copy_bytes']:.2f} full copies); "
+            f"{spore['payloads_checked']} payloads privacy-checked"
+        )
+    write_json(args.json_path, "fungiverse-quality", results)
+    return 0
+
+
+def _quality_row(method: dict[str, Any]) -> list[object]:
+    share = method.get("update_share_of_full_copy")
+    return [
+        method["method"],
+        method["recall"],
+        method["ndcg"],
+        f"{method['to_95_steps']} {method['unit']}",
+        method["to_95_seconds"],
+        method["total_seconds"],
+        method["bytes_per_node_round"],
+        "" if share is None else f"{100 * share:.2f} %",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nodes", type=int, default=1000, help="simulated nodes (default 1000)")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds after a warm-up round")
+    parser.add_argument("--quality", action="store_true", help="the Last.fm-2k quality comparison")
+    parser.add_argument("--data", help="data directory (default $SPORE_DATA_DIR or ../shared/data)")
+    parser.add_argument("--listeners", type=int, help="quality: a seeded subsample of listeners")
+    parser.add_argument("--central-epochs", type=int, default=150, help="quality: centralized epochs")
+    parser.add_argument("--silo-epochs", type=int, default=100, help="quality: epochs of each silo")
+    parser.add_argument("--every", type=int, default=10, help="quality: evaluate every N epochs/rounds")
+    parser.add_argument("--fine-tune-epochs", type=int, default=3, help="quality: after the last merge")
+    parser.add_argument("--noise", type=float, default=0.005, help="quality: sigma on the statistics")
+    parser.add_argument("--nodes", type=int, help="simulated nodes (default 1000; --quality: 8)")
+    parser.add_argument(
+        "--rounds", type=int, help="measured rounds after a warm-up round (default 3; --quality: 40)"
+    )
     parser.add_argument("--learner", choices=("lightgcn", "linear"), default="lightgcn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tick", type=float, default=0.25, help="virtual seconds between progress checks")
@@ -141,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", dest="json_path", help="write results and environment to this file")
     args = parser.parse_args(argv)
+    if args.quality:
+        return quality(args)
+    args.nodes = 1000 if args.nodes is None else args.nodes
+    args.rounds = 3 if args.rounds is None else args.rounds
     if args.nodes < 1 or args.rounds < 1:
         parser.error("--nodes and --rounds must be positive")
     if args.row_fraction is not None and not 0 < args.row_fraction <= 1:

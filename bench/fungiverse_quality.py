@@ -60,7 +60,6 @@ class Settings:
     fine_tune_epochs: int = 3
     noise: float = 0.005
     blend_weight: float = 1.0
-    uncompressed: bool = True  # also run SPORE without compression (the 1 % comparison)
 
 
 @dataclass
@@ -183,15 +182,15 @@ class _PrivacyTap:
 
 
 def protocol_run(
-    name: str,
-    tensors: MusicTensors,
-    data: list[NodeData],
-    settings: Settings,
-    *,
-    row_fraction: float | None,
-    item_graph: bool,
-) -> dict[str, Any]:
-    """Co-train through the simulator round by round; trace quality every ``every`` rounds."""
+    tensors: MusicTensors, data: list[NodeData], settings: Settings, *, row_fraction: float | None
+) -> list[dict[str, Any]]:
+    """Co-train through the simulator round by round; trace quality every ``every`` rounds.
+
+    The nodes first share their co-listening statistics. With ``row_fraction`` None (full fp32
+    updates) the run yields two methods from the same co-training: FedAvg (the merged model alone:
+    the baseline, which never looks at the shared graph) and SPORE uncompressed (the same model
+    blended with the graph, then fine-tuned). With a ``row_fraction`` it yields SPORE.
+    """
     tap = _PrivacyTap()
     world = fungiverse_over(
         tensors,
@@ -209,26 +208,21 @@ def protocol_run(
     )
     tap.listeners = {actor: world.listener_iris(i) for i, actor in enumerate(world.actors)}
     started = time.perf_counter()
-    shared_bytes = 0
-    graphs = None
-    if item_graph:
-        shared = share_item_graph(world, group_size=settings.nodes, sigma=settings.noise, seed=settings.seed)
-        graphs, shared_bytes = shared.graphs, max(shared.bytes_sent)
-        statistics_payload = max(shared.payload_bytes)
-    spent = time.perf_counter() - started
+    shared = share_item_graph(world, group_size=settings.nodes, sigma=settings.noise, seed=settings.seed)
+    sharing = time.perf_counter() - started
+    simulator = world.simulator
 
-    def quality(weights_of: Callable[[int, str], Any]) -> tuple[float, float]:
+    def quality(weights_of: Callable[[int, str], Any], graph: bool) -> tuple[float, float]:
         parts = []
         for index, actor in enumerate(world.actors):
             learner = world.learner(actor)
             scorer = learner.scorer(weights_of(index, actor))
-            if graphs is not None:
-                scorer = blended(learner.graph_scorer(graphs[index]), scorer, settings.blend_weight)
+            if graph:
+                scorer = blended(learner.graph_scorer(shared.graphs[index]), scorer, settings.blend_weight)
             parts.append(learner.ranking(scorer))
         return micro_average(parts)
 
-    trace = Trace()
-    simulator = world.simulator
+    spore, model_only, spent = Trace(), Trace(), 0.0
     for round_number in range(1, settings.rounds + 1):
         started = time.perf_counter()
         simulator.run_until(
@@ -238,33 +232,40 @@ def protocol_run(
         )
         spent += time.perf_counter() - started
         if round_number % settings.every == 0 or round_number == settings.rounds:
-            trace.add(round_number, spent, quality(lambda i, a: simulator.state(a).weights))
-    if graphs is not None and settings.fine_tune_epochs:
+            current = lambda i, a: simulator.state(a).weights  # noqa: E731
+            spore.add(round_number, sharing + spent, quality(current, graph=True))
+            if row_fraction is None:
+                model_only.add(round_number, spent, quality(current, graph=False))
+    if settings.fine_tune_epochs:
         started = time.perf_counter()
         tuned = [
             world.learner(a).fine_tuned(simulator.state(a).weights, epochs=settings.fine_tune_epochs, seed=i)
             for i, a in enumerate(world.actors)
         ]
-        spent += time.perf_counter() - started
-        trace.add(settings.rounds, spent, quality(lambda i, a: tuned[i]))
+        tuning = time.perf_counter() - started
+        spore.add(settings.rounds, sharing + spent + tuning, quality(lambda i, a: tuned[i], graph=True))
     merged = sum(simulator.state(a).rounds_done for a in world.actors)
     per_round = simulator.stats.get("update-bytes", 0) / max(1, merged)
     per_message = simulator.stats.get("update-bytes", 0) / max(1, simulator.stats.get("updates", 1))
-    summary = _summary(name, "rounds", trace, bytes_per_round=per_round)
     full = full_copy_bytes(dict(simulator.state(world.actors[0]).blueprint.shared_shapes))
-    summary.update(
-        {
-            "bytes_per_update": per_message,
-            "update_share_of_full_copy": per_message / full,
-            "node_round_share_of_full_copy": per_round / full,
-            "full_copy_bytes": full,
-            "payloads_checked": tap.checked,
-            "statistics_bytes_per_node_once": shared_bytes,
-            "statistics_payload_bytes": statistics_payload if item_graph else 0,
-            "row_fraction": row_fraction,
-        }
-    )
-    return summary
+    traffic = {
+        "bytes_per_update": per_message,
+        "update_share_of_full_copy": per_message / full,
+        "node_round_share_of_full_copy": per_round / full,
+        "full_copy_bytes": full,
+        "payloads_checked": tap.checked,
+        "row_fraction": row_fraction,
+    }
+    statistics = {
+        "statistics_bytes_per_node_once": max(shared.bytes_sent),
+        "statistics_payload_bytes": max(shared.payload_bytes),
+        "statistics_seconds": sharing,
+    }
+    name = "SPORE" if row_fraction is not None else "SPORE, uncompressed"
+    methods = [{**_summary(name, "rounds", spore, bytes_per_round=per_round), **traffic, **statistics}]
+    if row_fraction is None:
+        methods.insert(0, {**_summary("FedAvg", "rounds", model_only, bytes_per_round=per_round), **traffic})
+    return methods
 
 
 def _summary(method: str, unit: str, trace: Trace, *, bytes_per_round: float) -> dict[str, Any]:
@@ -295,21 +296,9 @@ def run_quality(
         data = deal_listeners(tensors, settings.nodes, seed=settings.seed, split=split)
         methods = [silo(tensors, data, settings)]
         print(f"{split} silo: {methods[-1]['recall']:.4f}", flush=True)
-        methods.append(protocol_run("FedAvg", tensors, data, settings, row_fraction=None, item_graph=False))
-        print(f"{split} fedavg: {methods[-1]['recall']:.4f}", flush=True)
-        methods.append(
-            protocol_run(
-                "SPORE", tensors, data, settings, row_fraction=settings.row_fraction, item_graph=True
-            )
-        )
-        print(f"{split} spore: {methods[-1]['recall']:.4f}", flush=True)
-        if settings.uncompressed:
-            methods.append(
-                protocol_run(
-                    "SPORE, uncompressed", tensors, data, settings, row_fraction=None, item_graph=True
-                )
-            )
-            print(f"{split} spore uncompressed: {methods[-1]['recall']:.4f}", flush=True)
+        methods += protocol_run(tensors, data, settings, row_fraction=None)
+        methods += protocol_run(tensors, data, settings, row_fraction=settings.row_fraction)
+        print(", ".join(f"{split} {m['method']}: {m['recall']:.4f}" for m in methods), flush=True)
         results[split] = methods
     return results
 
