@@ -435,6 +435,7 @@ def test_protocol_groups_from_the_runtime_status(world) -> None:
     state = web_state(world.a.app)
     state.status_source = lambda: _status(world, "a", rock)
     state.peers_source = lambda: [_status(world, "b", rock)]
+    state.status_ttl = 0.0  # this test swaps the runtime's report
     try:
         data = get(world, "/browse/network.json").json()
         labels = {group["id"]: group["label"] for group in data["groups"]}
@@ -454,6 +455,7 @@ def test_protocol_groups_from_the_runtime_status(world) -> None:
     finally:
         state.status_source = lambda: None
         state.peers_source = lambda: []
+        state.status_ttl = 1.0
 
 
 @pytest.mark.slow

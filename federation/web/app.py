@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,13 +63,26 @@ class WebState:
     status_source: Callable[[], Mapping[str, Any] | None] = lambda: None
     peers_source: Callable[[], list[Mapping[str, Any]]] = lambda: []
 
+    status_ttl: float = 1.0
+    _status_cache: tuple[float, Mapping[str, Any] | None] | None = field(default=None, repr=False)
+
     def status(self) -> Mapping[str, Any] | None:
-        """The node runtime's status (docs/federation.md, "Host status"), None without a runtime."""
+        """The node runtime's status (docs/federation.md, "Host status"), None without a runtime.
+
+        Kept for ``status_ttl`` seconds: one page asks for it once per node, and a host with
+        hundreds of nodes builds it in milliseconds each time.
+        """
+        now = time.monotonic()
+        cached = self._status_cache
+        if cached is not None and now - cached[0] < self.status_ttl:
+            return cached[1]
         try:
-            return self.status_source()
+            found = self.status_source()
         except Exception:  # the page must still render when the runtime's report fails
             log.exception("the node runtime's status is not available")
-            return None
+            found = None
+        self._status_cache = (now, found)
+        return found
 
     def peer_statuses(self) -> list[Mapping[str, Any]]:
         """The last status of each peer host the node runtime polls (empty without a runtime)."""
