@@ -27,6 +27,7 @@ from rdflib.exceptions import ParserError
 
 from agents.node import FungusNode, founded_group, node_state
 from agents.protocol.context import NodeContext
+from agents.protocol.defence import LedgerDefence
 from agents.protocol.learning import shared_part
 from agents.protocol.messages import shapes_of
 from agents.protocol.recommender import LightGCNLearner
@@ -39,6 +40,7 @@ from models.data import MusicTensors
 from models.graph import load_music_tensors
 from models.split import PROTOCOL_80_20, split_per_listener
 from ontology import SPORE
+from reasoning.defederation import DefederationPolicy, policy_from_blueprint
 
 __all__ = [
     "Blueprint",
@@ -75,6 +77,7 @@ class Blueprint:
     batch_size: int = 2048
     weight_decay: float = 1e-4
     aggregation_rule: str = str(SPORE.WeightedMean)
+    defederation: DefederationPolicy = DefederationPolicy()  # the policy's thresholds (issue 6)
 
 
 def read_blueprint(path: Path) -> Blueprint:
@@ -120,6 +123,7 @@ def read_blueprint(path: Path) -> Blueprint:
         batch_size=int(number(SPORE.batchSize, 2048)),
         weight_decay=number(SPORE.weightDecay, 1e-4),
         aggregation_rule=str(rule) if rule is not None else str(SPORE.WeightedMean),
+        defederation=policy_from_blueprint(graph, blueprint),
     )
 
 
@@ -249,6 +253,7 @@ def build_node(
         train_seconds=timing.round_seconds,
         max_rounds=timing.max_rounds,
         announce_interval=timing.announce_interval,
+        defence=LedgerDefence(blueprint.defederation),
     )
     torch.set_num_threads(1)
     return FungusNode(blueprint.name, ctx, state, graphs=NodeGraphs(NamedNode(actor), store))
