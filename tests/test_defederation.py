@@ -272,3 +272,13 @@ def test_the_policy_comes_from_the_blueprint_and_the_shapes_check_its_new_settin
     broken = Graph().parse(data=POLICY_BLUEPRINT % "-1.0", format="turtle")
     report = default_validator().validate(broken)
     assert not report.conforms and any("appealWindow" in line for line in report.lines())
+
+
+def test_nodes_served_from_a_blueprint_read_their_defederation_policy_from_it() -> None:
+    from pathlib import Path
+
+    from agents.node_setup import read_blueprint
+
+    shipped = Path(__file__).parent.parent / "examples" / "blueprints" / "jazz_explorer.ttl"
+    policy = read_blueprint(shipped).defederation
+    assert (policy.accusation_quorum, policy.outlier_threshold) == (3, 3.5)
