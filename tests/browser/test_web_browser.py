@@ -113,3 +113,11 @@ def test_the_form_works_without_javascript(browser, world, artifacts) -> None:
         shot(page, artifacts, "09-without-javascript")
     finally:
         context.close()
+
+
+def test_choosing_another_node_reloads_its_listeners(page, world) -> None:
+    page.goto(world.url(world.a, "/"))
+    assert page.locator("#listener option").count() > 1  # alice's listeners
+    page.get_by_label("Node", exact=True).select_option("bob")
+    page.wait_for_url(re.compile(r"/\?node=bob$"))
+    assert page.locator("#listener").count() == 0  # bob has no model, so no listeners to pick

@@ -62,6 +62,12 @@
       close();
     }
   };
+  // The listener picker lists the chosen node's listeners: another node reloads the form for its own.
+  if (node && document.getElementById("listener")) {
+    node.addEventListener("change", () => {
+      window.location.assign(`/?node=${encodeURIComponent(node.value)}`);
+    });
+  }
   input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(suggest, 120); });
   input.addEventListener("blur", () => setTimeout(close, 100));
   input.addEventListener("keydown", (event) => {
