@@ -483,14 +483,15 @@ def start_fungus_host(
     options: HostOptions = HostOptions(),
     on_round: RoundListener | None = None,
     store: Any = None,
+    port: int = 0,
 ) -> tuple[RunningHost, NodeHost]:
     """A loopback host serving the nodes ``make_nodes(base_url)`` builds, started in a thread.
 
-    The port is bound first because node actor IRIs contain the base URL.
+    The port (0: a free one) is bound first because node actor IRIs contain the base URL.
     """
     from knowledge.store import EmbeddedStore
 
-    sock = bind_loopback()
+    sock = bind_loopback(port)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     nodes = make_nodes(base_url)
     config = HostConfig(
