@@ -171,6 +171,9 @@ def test_every_minted_iri_dereferences_as_rdf_about_itself(world: World, accept:
         response = _get(iri, accept)
         assert response.status_code == 200, (iri, response.text)
         assert "accept" in response.headers["vary"].lower()
+        assert f'<{iri}?format=turtle>; rel="alternate"; type="text/turtle"' in response.headers.get(
+            "link", ""
+        ), iri
         graph = _parse(response, iri)
         assert any(True for _ in graph.predicate_objects(URIRef(iri))), (iri, accept)
 
@@ -217,6 +220,8 @@ def test_activitypub_objects_keep_as2_and_add_rdf_and_html(world: World) -> None
     assert (URIRef(node), RDF.type, URIRef("https://www.w3.org/ns/activitystreams#Service")) in turtle
     assert (URIRef(node), RDF.type, SPORE.FungusNode) in turtle
     assert turtle.value(URIRef(node), SPORE.blueprint) == URIRef(f"{node}/blueprint/1")
+    # Activities addressed to the node are not part of its description (they only name it in "to").
+    assert not list(turtle.subjects(URIRef("https://www.w3.org/ns/activitystreams#to"), URIRef(node)))
     html = _get(node, BROWSER)  # the web page's node view (federation.web.render_resource)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "<html" in html.text.lower()

@@ -27,7 +27,7 @@ import ontology
 import queries
 from federation.jsonld import to_quads
 from federation.linked_data.describe import as_triples, describe, public_graphs
-from federation.linked_data.html import W3ID_BASE, render_resource_page
+from federation.linked_data.html import W3ID_BASE, local_href, render_resource_page
 from federation.linked_data.negotiation import Representation, choose, not_acceptable_message
 from federation.linked_data.ontology_page import ontology_html, ontology_triples, ontology_turtle
 from federation.linked_data.serialise import serialise
@@ -62,6 +62,18 @@ def _representation(request: Request, *, activity: bool) -> Representation | Non
 
 def _not_acceptable(*, activity: bool) -> PlainTextResponse:
     return PlainTextResponse(not_acceptable_message(activity=activity) + "\n", status_code=406, headers=VARY)
+
+
+def alternates(iri: str) -> str:
+    """RFC 8288 ``Link`` header naming the other representations, for clients that do not negotiate."""
+    return ", ".join(
+        f'<{iri}?format={name}>; rel="alternate"; type="{media}"'
+        for name, media in (
+            ("turtle", "text/turtle"),
+            ("jsonld", "application/ld+json"),
+            ("ntriples", "application/n-triples"),
+        )
+    )
 
 
 def render_html(request: Request, iri: str, triples: Sequence[Triple], base_url: str) -> Response:
@@ -115,17 +127,19 @@ class LinkedData:
         media = representation.value
         if representation is Representation.TURTLE:
             media = "text/turtle; charset=utf-8"
-        return Response(serialise(triples, representation), media_type=media, headers=VARY)
+        headers = {**VARY, "link": alternates(local_href(iri, self.base_url))}
+        return Response(serialise(triples, representation), media_type=media, headers=headers)
 
     async def represent(self, request: Request, iri: str, document: dict[str, Any]) -> Response:
         """An ActivityPub object: its AS2 document for AS2/JSON-LD clients, RDF or HTML for the rest."""
         representation = _representation(request, activity=True)
         if representation is None:
             return _not_acceptable(activity=True)
+        headers = {**VARY, "link": alternates(iri)}
         if representation is Representation.ACTIVITY_JSON:
-            return JSONResponse(document, media_type=representation.value, headers=VARY)
+            return JSONResponse(document, media_type=representation.value, headers=headers)
         if representation is Representation.JSON_LD:
-            return JSONResponse(document, media_type=AS2_LD, headers=VARY)
+            return JSONResponse(document, media_type=AS2_LD, headers=headers)
         triples = as_triples(to_quads(document)) + await self.description(iri)
         return self.respond(request, iri, list(dict.fromkeys(triples)), representation)
 
