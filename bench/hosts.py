@@ -78,11 +78,23 @@ def free_port_range(count: int, start: int = 30000) -> int:
 
 
 def run_layout(
-    label: str, *, hosts: int, nodes: int, rounds: int, round_seconds: float, timeout: float, workdir: Path
+    label: str,
+    *,
+    hosts: int,
+    nodes: int,
+    rounds: int,
+    round_seconds: float,
+    timeout: float,
+    workdir: Path,
+    deal_for: int | None = None,
 ) -> LayoutResult:
-    """Start ``nodes`` nodes on ``hosts`` processes, wait ``rounds`` rounds, measure, stop."""
-    state = workdir / label.replace(" ", "-")
-    derived = demo.derive_blueprints(demo.example_choices(), nodes, hosts=hosts)
+    """Start ``nodes`` nodes on ``hosts`` processes, wait ``rounds`` rounds, measure, stop.
+
+    ``deal_for``: the host count the blueprints' groups are dealt for (default ``hosts``); the two
+    baseline layouts share it so that they run the very same blueprints and groups.
+    """
+    state = workdir / label.replace(" ", "-").replace("/", "-")
+    derived = demo.derive_blueprints(demo.example_choices(), nodes, hosts=deal_for or hosts)
     plan = demo.plan_demo(
         state,
         [name for name, _ in derived],
@@ -146,19 +158,20 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    layouts: list[tuple[str, int, int]] = [
-        (f"{args.baseline_nodes} x 1 node/process", args.baseline_nodes, args.baseline_nodes),
-        (f"1 x {args.baseline_nodes} nodes/process", 1, args.baseline_nodes),
+    # (label, processes, nodes, host count the groups are dealt for)
+    layouts: list[tuple[str, int, int, int]] = [
+        (f"{args.baseline_nodes} x 1 node/process", args.baseline_nodes, args.baseline_nodes, 1),
+        (f"1 x {args.baseline_nodes} nodes/process", 1, args.baseline_nodes, 1),
     ]
     scale = [10] if args.quick else [int(n) for n in args.scale.split(",") if n.strip()]
-    layouts += [(f"1 host x {n}", 1, n) for n in scale if n != args.baseline_nodes]
+    layouts += [(f"1 host x {n}", 1, n, 1) for n in scale if n != args.baseline_nodes]
     if not args.quick:
         total = args.hosts * args.nodes_per_host
-        layouts.append((f"{args.hosts} hosts x {args.nodes_per_host}", args.hosts, total))
+        layouts.append((f"{args.hosts} hosts x {args.nodes_per_host}", args.hosts, total, args.hosts))
 
     results: list[LayoutResult] = []
     with tempfile.TemporaryDirectory(prefix="spore-bench-hosts-") as tmp:
-        for label, hosts, nodes in layouts:
+        for label, hosts, nodes, deal_for in layouts:
             print(f"... {label}: {nodes} nodes on {hosts} process(es)", file=sys.stderr, flush=True)
             results.append(
                 run_layout(
@@ -169,6 +182,7 @@ def main() -> None:
                     round_seconds=args.round_seconds,
                     timeout=args.timeout,
                     workdir=Path(tmp),
+                    deal_for=deal_for,
                 )
             )
 
