@@ -162,7 +162,9 @@ class _World:
         self.actors = [actor_iri(i) for i in range(len(data))]
         self.owner_of: dict[str, str] = {}  # group IRI -> owner
         self.groups: dict[str, GroupInfo] = {}
-        self.counts = {"switches": 0, "mutations": 0, "adoptions": 0, "discarded": 0, "cross_checks": 0}
+        self.counts = dict.fromkeys(
+            ("switches", "mutations", "reverts", "adoptions", "discarded", "cross_checks"), 0
+        )
         self.reasoning_seconds = 0.0
         self.passes = 0
         all_operators = {op.iri.rsplit("#", 1)[-1]: op for op in load_operators()}
@@ -334,7 +336,10 @@ class _World:
         if outcome.discarded is not None:
             self.counts["discarded"] += 1
         if outcome.blueprint is not None and outcome.mutant is not None:
-            self.counts["adoptions" if outcome.adopted else "mutations"] += 1
+            kind = "mutations"
+            if outcome.adopted is not None:
+                kind = "reverts" if outcome.adopted.startswith(f"{actor}/") else "adoptions"
+            self.counts[kind] += 1
             node = self.simulator.nodes[actor]
             learner = dataclasses.replace(
                 self.learner(actor), **learner_settings(outcome.mutant.graph, outcome.blueprint)

@@ -36,6 +36,7 @@ from ontology import SPORE, load_ontology
 from reasoning.records import (
     Decision,
     Option,
+    RuleRow,
     decision_iri,
     flag,
     integer,
@@ -295,6 +296,12 @@ def write_blueprint(store: KnowledgeStore, node: str, graph: Graph, blueprint: U
     )
 
 
+def _label(row: RuleRow) -> str:
+    if flag(row, "own"):
+        return "my blueprint"
+    return "my previous blueprint" if flag(row, "previous") else "a peer's blueprint"
+
+
 @dataclass(frozen=True)
 class MutationOutcome:
     """What the mutation rule did: its decision, and the new blueprint when one was written."""
@@ -326,10 +333,7 @@ def decide_mutation(
     if own is None or not flag(own, "stagnant"):
         return MutationOutcome(None)
     winner = rows[0] if flag(rows[0], "qualifies") else own
-    options = tuple(
-        Option(text(row, "target"), number(row, "score"), "my blueprint" if flag(row, "own") else "a peer's")
-        for row in rows
-    )
+    options = tuple(Option(text(row, "target"), number(row, "score"), _label(row)) for row in rows)
     chosen = options[rows.index(winner)]
     what = metric_name(metric, cutoff)
     window = int(number(own, "window") or 1)
@@ -368,7 +372,12 @@ def decide_mutation(
         record(store, decision)
         return MutationOutcome(decision, mutant=mutant, discarded=why)
     write_blueprint(store, node, mutant.graph, child)
-    if adopted:
+    if adopted and flag(winner, "previous"):
+        explanation = (
+            f"Returned to my previous blueprint, which reached {chosen.score:.3f} {what} when I left it "
+            f"vs my {number(own, 'recent'):.3f} now, mutated ({changed}): {reason}."
+        )
+    elif adopted:
         explanation = (
             f"Adopted a peer's blueprint whose model scored {chosen.score:.3f} "
             f"vs my {number(own, 'recent'):.3f} {what} on my own listeners, mutated ({changed}): {reason}."

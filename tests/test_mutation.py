@@ -172,3 +172,19 @@ def test_a_peer_that_is_not_better_by_the_margin_is_not_adopted() -> None:
     outcome = decide_mutation(w.store, w.node, round_number=6, now=NOW, rng=random.Random(1))
 
     assert outcome.adopted is None and outcome.blueprint is not None
+
+
+def test_a_revision_that_made_things_worse_is_undone_from_its_parent() -> None:
+    w = world(stagnation=3)
+    flat_then_stuck(w, 6)
+    first = decide_mutation(w.store, w.node, round_number=6, now=NOW, rng=random.Random(1))
+    assert first.blueprint is not None
+    for r in (7, 8, 9):
+        w.measure(GROUP_A, r, 0.1)  # the mutant does worse than the 0.2 its parent reached
+
+    undo = decide_mutation(w.store, w.node, round_number=9, now=NOW, rng=random.Random(1))
+
+    assert undo.adopted == w.blueprint and undo.blueprint is not None and undo.mutant is not None
+    assert (undo.blueprint, PROV.wasRevisionOf, URIRef(w.blueprint)) in undo.mutant.graph
+    assert undo.decision is not None and undo.decision.explanation.startswith("Returned to my previous")
+    assert first.decision is not None and first.decision.iri in undo.decision.evidence
