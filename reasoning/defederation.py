@@ -56,12 +56,14 @@ __all__ = [
     "record_screening",
     "review_appeals",
     "robust_z",
+    "MAD_FLOOR",
 ]
 
 # Claims judged by the cross-check: shares in [0, 1] where higher is better, so an inflated claim is
 # one above what the node measures. Losses and errors are measured on the claimant's own data and
 # cannot be reproduced elsewhere.
 JUDGED_METRICS = ("recall", "ndcg", "hit", "precision", "map", "mrr")
+MAD_FLOOR = 0.25
 # Median absolute deviation to a normal standard deviation (Rousseeuw and Croux, JASA 1993).
 _MAD_TO_SIGMA = 1.4826
 
@@ -205,15 +207,18 @@ class Ledger:
 def robust_z(values: Mapping[str, float]) -> dict[str, float]:
     """How many robust standard deviations (scaled MAD) each value lies above the median.
 
-    Needs three values at least (with two, each is as far from the median as the other); the MAD
-    is floored at 5 % of the median's magnitude so that near-identical honest values do not make a
-    tiny difference look like a huge deviation.
+    Needs three values at least (with two, each is as far from the median as the other). The MAD
+    is floored at a quarter of the median's magnitude (:data:`MAD_FLOOR`): in a small group three
+    honest updates can lie almost at one distance and a fourth, honest but trained on more or other
+    listeners, a little further, which an unfloored MAD would call many deviations away. With the
+    floor an update must lie about twice as far as the median update (at the default threshold)
+    before it counts, which boosted, flipped or random updates do by far.
     """
     if len(values) < 3:
         return {}
     centre = statistics.median(values.values())
     mad = statistics.median(abs(v - centre) for v in values.values())
-    scale = _MAD_TO_SIGMA * max(mad, 0.05 * abs(centre), 1e-12)
+    scale = _MAD_TO_SIGMA * max(mad, MAD_FLOOR * abs(centre), 1e-12)
     return {key: (value - centre) / scale for key, value in values.items()}
 
 

@@ -282,3 +282,13 @@ def test_nodes_served_from_a_blueprint_read_their_defederation_policy_from_it() 
     shipped = Path(__file__).parent.parent / "examples" / "blueprints" / "jazz_explorer.ttl"
     policy = read_blueprint(shipped).defederation
     assert (policy.accusation_quorum, policy.outlier_threshold) == (3, 3.5)
+
+
+def test_in_a_small_group_an_honest_update_a_little_further_out_is_no_outlier() -> None:
+    # three honest updates almost at one distance and a fourth half as far again: not evidence
+    distances = {actor("a"): 1.00, actor("b"): 1.01, actor("c"): 1.02, actor("d"): 1.5}
+    assert find_outliers(distances, round_number=0, threshold=3.5, what="distance") == []
+    boosted = {**distances, actor("d"): 4.0}
+    assert [e.offender for e in find_outliers(boosted, round_number=0, threshold=3.5, what="distance")] == [
+        actor("d")
+    ]
