@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from agents.http_transport import HttpTransport, artifact_router
 from agents.node import FungusNode, save_checkpoint
+from agents.node_status import host_status, status_router
 from agents.protocol.core import Envelope
-from agents.protocol.messages import PUBLIC, Announce, MessageError
-from agents.protocol.wire import from_activity, to_activity
+from agents.protocol.messages import Announce, MessageError
+from agents.protocol.wire import from_activity
 from agents.web_models import serve_node_models
 from federation.client import FetchError
 from federation.config import HostConfig, NodeSpec
@@ -203,10 +202,10 @@ class NodeHost:
         """Hand one envelope to a local node (the transport's callback); lost while it is not up."""
         node = self.nodes.get(actor)
         if node is None or not node.up:
-            self.transport._count("lost-down")
+            self.transport.count("lost-down")
             return
         if self.options.allow_peers and not self._allowed(envelope.sender):
-            self.transport._count("dropped:not-allowed")
+            self.transport.count("dropped:not-allowed")
             return
         await self._step(node, [envelope])
 
@@ -323,122 +322,9 @@ class NodeHost:
             if wants and node.up and state.membership is None and state.pending_join is None:
                 await self._step(node, [Envelope(owner, message)])
 
-    # -- status --------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The host's JSON status (shape documented in docs/federation.md, "Host status")."""
-        nodes = [self._node_status(node) for node in self.nodes.values()]
-        base = self.runtime.config.base_url
-        nodes += [
-            self._planned_status(actor, seeks)
-            for actor, seeks in self.known.items()
-            if actor not in self.nodes and same_origin(actor, base)
-        ]
-        rounds = [entry["round"] for entry in nodes if entry["round"] is not None]
-        groups = [group for entry in nodes for group in entry["owns"]]
-        return {
-            "host": self.runtime.config.base_url,
-            "now": round(self.now(), 3),
-            "ready": self.ready,
-            "started": self.epoch is not None,
-            "round": max(rounds, default=None),
-            "done": bool(self.nodes) and all(node.done for node in self.nodes.values()),
-            "nodes": nodes,
-            "groups": [{key: value for key, value in group.items() if key != "announce"} for group in groups],
-            "peers": [
-                {
-                    "url": peer,
-                    "reachable": peer in self.peer_status,
-                    "nodes": len(self.peer_status.get(peer, {}).get("nodes", [])),
-                }
-                for peer in self.options.peers
-            ],
-            "transport": dict(sorted(self.transport.stats.items())),
-        }
-
-    def _planned_status(self, actor: str, seeks: tuple[str, ...]) -> dict[str, Any]:
-        """A node that is still being built (its data loading): known by name and hashtags only."""
-        local = self.runtime.actors.by_id(actor)
-        return {
-            "name": local.name if local is not None else actor.rsplit("/", 1)[-1],
-            "actor": actor,
-            "inbox": local.inbox if local is not None else None,
-            "shared_inbox": f"{self.runtime.config.base_url}/inbox",
-            "seeks": list(seeks),
-            "up": False,
-            "done": False,
-            "round": None,
-            "rounds_done": 0,
-            "phase": None,
-            "group": None,
-            "owns": [],
-            "last_round": None,
-            "bytes_sent": 0,
-            "counters": {},
-        }
-
-    def _node_status(self, node: FungusNode) -> dict[str, Any]:
-        state = node.state
-        membership = state.membership
-        record = state.last_round
-        local = self.runtime.actors.by_id(node.actor)
-        owns = []
-        for owned in state.owned.values():
-            announce, _ = to_activity(
-                Announce(id=f"{node.actor}/status#announce", actor=node.actor, to=(PUBLIC,), group=owned.info)
-            )
-            owns.append(
-                {
-                    "iri": owned.info.iri,
-                    "hashtag": owned.info.hashtag,
-                    "owner": owned.info.owner,
-                    "members": sorted(owned.members),
-                    "round": membership.round if membership is not None else None,
-                    "announce": announce,
-                }
-            )
-        return {
-            "name": node.name,
-            "actor": node.actor,
-            "inbox": local.inbox if local is not None else None,
-            "shared_inbox": f"{self.runtime.config.base_url}/inbox",
-            "seeks": list(state.seeks),
-            "up": node.up,
-            "done": node.done,
-            "round": node.round,
-            "rounds_done": state.rounds_done,
-            "phase": membership.phase if membership is not None else None,
-            "group": None
-            if membership is None
-            else {
-                "iri": membership.group.iri,
-                "hashtag": membership.group.hashtag,
-                "owner": membership.group.owner,
-                "members": sorted(membership.members),
-                "rule": membership.group.aggregation_rule,
-                "schedule": membership.group.schedule,
-            },
-            "owns": owns,
-            "last_round": None
-            if record is None
-            else {
-                "round": record.round,
-                "contributors": list(record.contributors),
-                "merged_sha256": record.merged_sha256,
-                "metrics": dict(record.metrics),
-            },
-            "bytes_sent": self.bytes_sent(node.actor),
-            "counters": dict(sorted(state.counters.items())),
-        }
-
-
-def status_router(host: NodeHost) -> APIRouter:
-    router = APIRouter()
-
-    @router.get("/status")
-    async def status() -> JSONResponse:
-        return JSONResponse(json.loads(json.dumps(host.status(), default=str)))
-
-    return router
+        """The host's JSON status (shape documented in docs/federation.md, \"Host status\")."""
+        return host_status(self)
 
 
 def attach_nodes(

@@ -169,7 +169,7 @@ class HttpTransport:
         """Take SPORE activities from the host's inbox processing before its default handlers."""
         self.runtime.processor.intercept = self.receive
 
-    def _count(self, key: str, amount: int = 1) -> None:
+    def count(self, key: str, amount: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + amount
 
     # -- outgoing ----------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class HttpTransport:
                 continue
             inbox = await self._inbox(recipient)
             if inbox is None:
-                self._count("unreachable")
+                self.count("unreachable")
                 continue
             inboxes[inbox] = None
         if not inboxes:
@@ -204,7 +204,7 @@ class HttpTransport:
         # The same bytes Outbox.send serialises: what each POST carries.
         body = len(json.dumps(activity).encode("utf-8"))
         self.sent_bytes[sender] = self.sent_bytes.get(sender, 0) + body * queued
-        self._count("sent", queued)
+        self.count("sent", queued)
         return queued
 
     async def _inbox(self, actor: str) -> str | None:
@@ -243,7 +243,7 @@ class HttpTransport:
             local = set(self.local_nodes())
             targets += [a for a in self.directory.followers(envelope.message.hashtags) if a in local]
         if not targets:
-            self._count("dropped:no-local-node")
+            self.count("dropped:no-local-node")
         for node in dict.fromkeys(targets):
             if node != signer.owner:
                 await self.deliver(node, envelope)
@@ -260,7 +260,7 @@ class HttpTransport:
             }
             return Envelope(sender, from_activity(activity, artifacts))
         except (MessageError, FetchError) as error:
-            self._count("malformed")
+            self.count("malformed")
             log.info("undecodable SPORE activity %s from %s: %s", activity.get("id"), sender, error)
             return Envelope(sender, None, str(error))
 
@@ -278,8 +278,8 @@ class HttpTransport:
         blob = await self.runtime.client.get_bytes(
             url, sign_as=self.runtime.actors.instance.key, max_bytes=self.max_artifact_bytes
         )
-        self._count("artifacts-fetched")
-        self._count("artifact-bytes-fetched", len(blob))
+        self.count("artifacts-fetched")
+        self.count("artifact-bytes-fetched", len(blob))
         return blob
 
 
