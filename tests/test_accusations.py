@@ -22,12 +22,11 @@ from reasoning.accusations import ledger_quads, record_ledger
 from reasoning.defederation import (
     Accusation,
     DefederationPolicy,
-    Evidence,
     Ledger,
-    Offence,
     receive_accusation,
     record_screening,
 )
+from reasoning.screening import Evidence, Offence
 from reasoning.standing import PeerRecord
 from shapes.validation import default_validator
 

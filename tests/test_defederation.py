@@ -12,17 +12,13 @@ from agents.protocol.state import OwnedGroup
 from reasoning.defederation import (
     Accusation,
     DefederationPolicy,
-    Evidence,
     Ledger,
-    Offence,
-    check_claims,
     enforce_host_policy,
-    find_outliers,
     receive_accusation,
     record_screening,
     review_appeals,
-    robust_z,
 )
+from reasoning.screening import Evidence, Offence, check_claims, find_outliers, robust_z
 from reasoning.standing import PeerRecord, host_of
 
 ME = "https://me.test/actor"

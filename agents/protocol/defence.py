@@ -28,17 +28,14 @@ from models.merge.rules import coordinate_median, krum_scores
 from reasoning.defederation import (
     Accusation,
     DefederationPolicy,
-    Evidence,
     Ledger,
-    Offence,
-    check_claims,
     enforce_host_policy,
-    find_outliers,
     receive_accusation,
     record_screening,
     review_appeals,
 )
 from reasoning.defederation import Block as BlockRecord
+from reasoning.screening import Evidence, Offence, check_claims, find_outliers
 from reasoning.standing import host_of
 
 __all__ = ["LedgerDefence", "admission_with_host_policy", "artifact_iri", "ledger_of", "screening_statistic"]
