@@ -223,13 +223,23 @@ def _metric(state: NodeState, name: str) -> float:
 
 
 def free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
-    for probe in probes:
-        probe.bind(("127.0.0.1", 0))
-    ports = [int(probe.getsockname()[1]) for probe in probes]
-    for probe in probes:
-        probe.close()
-    return ports
+    """Free loopback ports in increasing order, all with the same number of digits.
+
+    A merge sums contributions in the order of their senders' actor IRIs. With ports ordered like
+    the hosts and of one length, the HTTP nodes' IRIs sort like the simulator's (for up to ten
+    nodes), so both sum in the same order: floating-point addition is not associative, and Adam
+    turns a last-bit difference into a step of the learning rate, so another order would make the
+    two runs drift apart for reasons that have nothing to do with the transport.
+    """
+    while True:
+        probes = [socket.socket() for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        ports = sorted(int(probe.getsockname()[1]) for probe in probes)
+        for probe in probes:
+            probe.close()
+        if len({len(str(port)) for port in ports}) == 1:
+            return ports
 
 
 def over_http(settings: Settings, simulated_weights: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
