@@ -3,9 +3,10 @@
 Four least-squares nodes seek one hashtag; node 0 founds the group, node 3 boots late and finds it at
 the owner's re-announcement. Three synchronous rounds. The simulator runs on virtual time; two
 loopback hosts (nodes 0-1 and 2-3) run the same contexts and seeds over signed ActivityPub on the
-wall clock. The schedule leaves every event a wide margin (2 s of training, an announcement in the
-middle of round 1), so wall-clock jitter cannot move an event into another round, and a synchronous
-round merges exactly the members' updates whenever they arrive.
+wall clock. The schedule leaves every event a wide margin (3 s of training; the late node boots
+between two announcements and hears the one in the middle of round 1, which runs from about 3.2 s
+to 6.2 s), so wall-clock jitter on a loaded machine cannot move an event into another round, and a
+synchronous round merges exactly the members' updates whenever they arrive.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.slow
 NODES = 4
 ROUNDS = 3
 LATE = 3
-BOOT_LATE_AT = 2.0
-TRAIN_SECONDS = 2.0
-ANNOUNCE_EVERY = 3.0
+BOOT_LATE_AT = 3.0
+TRAIN_SECONDS = 3.0
+ANNOUNCE_EVERY = 4.5
 
 
 def simulated() -> tuple[Simulator, list[str], dict[str, NodeState]]:
