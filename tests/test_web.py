@@ -53,6 +53,7 @@ def test_query_parse_accepts_artists_and_trims() -> None:
         ("A", None, "many", "whole number"),
         ("A", None, "0", "between 1 and 100"),
         ("A", None, "101", "between 1 and 100"),
+        ("x" * 201, None, None, "at most 200 characters"),
     ],
 )
 def test_query_parse_refuses_with_a_sentence(artists, listener, k, message) -> None:
@@ -336,6 +337,8 @@ def test_decision_and_snapshot_pages(world) -> None:
     assert snapshot.status_code == 200 and "Recall@20" in snapshot.text and "0.1900" in snapshot.text
     assert get(world, "/browse/resource", params={"iri": "https://nowhere.example/x"}).status_code == 404
     assert get(world, "/browse/resource", params={"iri": "javascript:alert(1)"}).status_code == 400
+    bad = get(world, "/browse/resource", params={"iri": 'http://x"><script>'})
+    assert bad.status_code == 400 and "not an IRI" in bad.text
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pyoxigraph import NamedNode
 
 from federation.web.app import WebState, html_error, page_of, rdf_view, short, wanted_rdf, web_state
 from federation.web.groups import group_graph, node_entries
@@ -137,6 +138,10 @@ def browse_router() -> APIRouter:
         iri = iri.strip().strip("<>")
         if not iri or len(iri) > MAX_IRI or not iri.startswith(("http://", "https://", "urn:")):
             return html_error(request, 400, "give the IRI of a resource: /browse/resource?iri=https://…")
+        try:
+            NamedNode(iri)
+        except ValueError as error:
+            return html_error(request, 400, f"not an IRI: {error}")
         actor = state.local_actor(iri)
         if actor is not None:
             kind = "groups" if actor.group is not None else "nodes"

@@ -47,6 +47,7 @@ ARCHITECTURE_NAMES = {
     "bpr-mf": "matrix factorisation",
 }
 MAX_K = 100
+MAX_NAME = 200
 MAX_ARTISTS = 50
 
 
@@ -232,6 +233,8 @@ class RecommendationQuery:
             raise ValueError("ask for a listener or for artists, not both")
         if len(names) > MAX_ARTISTS:
             raise ValueError(f"at most {MAX_ARTISTS} artists at a time")
+        if any(len(name) > MAX_NAME for name in names):
+            raise ValueError(f"an artist's name has at most {MAX_NAME} characters")
         try:
             count = int(k) if k not in (None, "") else 20
         except ValueError:
