@@ -90,12 +90,14 @@ class NodeHost:
         planned: dict[str, tuple[str, ...]] | None = None,
         build: NodeBuilder | None = None,
         on_finished: Callable[[], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.nodes: dict[str, FungusNode] = {}
         self.options = options
         self.on_round = on_round
         self.on_finished = on_finished
+        self.on_error = on_error
         self.clock = clock
         self.epoch: float | None = None
         self.transport = HttpTransport(runtime, self.deliver)
@@ -154,7 +156,13 @@ class NodeHost:
             await self.poll_peers()
         if self.build is not None:
             known = dict(self.known)
-            built = await asyncio.get_running_loop().run_in_executor(self._executor, self.build, known)
+            try:
+                built = await asyncio.get_running_loop().run_in_executor(self._executor, self.build, known)
+            except Exception as error:  # a host without its nodes must say so, not serve nothing
+                log.exception("building the nodes failed")
+                if self.on_error is not None:
+                    self.on_error(f"building the nodes failed: {type(error).__name__}: {error}")
+                return
             self.add_nodes(built)
         self.ready = True
         # Hosts build their nodes at their own pace (data loading); starting together keeps a group

@@ -180,7 +180,9 @@ def load_corpus(music: Path | None, *, synth_seed: int = 0) -> MusicCorpus:
     if music is not None:
         from knowledge.music.lastfm import read_lastfm
 
-        return read_lastfm(music)
+        # The data directory (holding lastfm-2k/) or the Last.fm directory itself.
+        nested = music / "lastfm-2k"
+        return read_lastfm(nested if (nested / "user_artists.dat").is_file() else music)
     from knowledge.music.synth import SynthParams, synthesize
 
     return synthesize(SynthParams(seed=synth_seed))

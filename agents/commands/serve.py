@@ -153,6 +153,7 @@ def _run(
     from agents.node_setup import NodeRoles, RoundTiming, assign_roles, build_node, load_corpus
     from federation.config import HostConfig, NodeSpec
     from federation.host import build_host
+    from knowledge.music.tsv import MusicDataError
     from knowledge.store import EmbeddedStore, StoreError
 
     hostname = urlsplit(base_url).hostname or ""
@@ -173,6 +174,10 @@ def _run(
         store = EmbeddedStore(data_dir / "store")
     except (OSError, StoreError) as error:
         raise click.ClickException(f"cannot open the store in {data_dir}: {error}") from error
+    try:
+        corpus = load_corpus(settings["music"], synth_seed=settings["synth_seed"])
+    except (MusicDataError, ValueError) as error:
+        raise UnreadableInput(f"music data: {error}") from error
     checkpoints = data_dir / "nodes"
     rounds: int | None = settings["rounds"]
     by_actor = {f"{base_url}/nodes/{b.name}": b for b in parsed}
@@ -180,7 +185,6 @@ def _run(
     def build(known: dict[str, tuple[str, ...]]) -> list[Any]:
         """The nodes, once peers are known (roles depend on every known node); resumes checkpoints."""
         roles = assign_roles(known)
-        corpus = load_corpus(settings["music"], synth_seed=settings["synth_seed"])
         nodes = []
         for actor, blueprint in by_actor.items():
             checkpoint = load_checkpoint(checkpoints / blueprint.name)
@@ -230,6 +234,7 @@ def _run(
         planned={actor: blueprint.hashtags for actor, blueprint in by_actor.items()},
         build=build,
         on_finished=lambda: finish(0, f"{rounds} rounds", linger=max(3.0, settings["round_seconds"])),
+        on_error=lambda reason: finish(1, reason, linger=0.0),
     )
     if settings["max_seconds"] is not None:
         timer = threading.Timer(
