@@ -61,8 +61,11 @@
       element("rect", { x: x - 9, y: y - 9, width: 18, height: 18, rx: 3 }, a);
       element("text", { x: x + 13, y: y + 4 }, a).textContent = group.label;
     }));
+    // Past a few dozen nodes the rim has no room for names: they stay in each node's tooltip.
+    const named = data.nodes.length <= 40;
     data.nodes.forEach((node) => link(node, "node", (a, x, y, angle) => {
       element("circle", { cx: x, cy: y, r: node.local ? 8 : 6 }, a);
+      if (!named) return;
       const right = Math.cos(angle) >= 0;
       element("text", { x: x + (right ? 11 : -11), y: y + 4, "text-anchor": right ? "start" : "end" }, a)
         .textContent = node.label + (node.round != null ? ` · r${node.round}` : "");
