@@ -182,7 +182,10 @@ class InboxPipeline:
             return _refuse(Verdict.TOO_DEEP, "JSON nested too deeply")
         except ValueError as error:
             return _refuse(Verdict.NOT_JSON, f"body is not JSON: {error}")
-        if json_depth(activity) > self.max_depth:
+        # The depth cannot exceed the number of opening brackets: the walk over the parsed document is
+        # needed only for bodies with more of them than the limit (an activity has a handful).
+        brackets = request.body.count(b"{") + request.body.count(b"[")
+        if brackets > self.max_depth and json_depth(activity) > self.max_depth:
             return _refuse(Verdict.TOO_DEEP, f"JSON nested deeper than {self.max_depth}")
         if not isinstance(activity, dict) or not types_of(activity):
             return _refuse(Verdict.NOT_AN_ACTIVITY, "body is not an object with a type")

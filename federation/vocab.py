@@ -120,8 +120,12 @@ def _origin(iri: str) -> str:
 
 def same_origin(first: str, second: str) -> bool:
     """Both IRIs parse and share scheme, host and port (an unparseable IRI matches nothing)."""
-    origin = origin_of(first)
-    return origin != "" and origin == origin_of(second)
+    origin = origin_of(second)  # actors and keys recur: cached
+    if origin != "" and first.startswith(origin) and first[len(origin) : len(origin) + 1] in ("", "/"):
+        # Fast path for fresh ids (activities, objects): a URL that is the origin followed by "/" or
+        # nothing splits to that same scheme and host[:port]; anything else takes the full parse.
+        return True
+    return origin != "" and origin == origin_of(first)
 
 
 def json_depth(value: Any) -> int:

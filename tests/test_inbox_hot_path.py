@@ -8,12 +8,15 @@ import random
 import time
 from pathlib import Path
 
+import pytest
+
 from federation.config import HostConfig, Limits, NodeSpec
 from federation.inbox import Verdict
 from federation.keys import ActorKey
 from federation.runtime import HostRuntime
 from federation.signatures import SignedRequest, sign_cavage
 from federation.state import FederationState
+from federation.vocab import origin_of, same_origin
 from knowledge.store import EmbeddedStore
 
 
@@ -100,3 +103,24 @@ def test_an_activity_refused_as_busy_is_accepted_when_retried(tmp_path: Path) ->
     finally:
         runtime.state.close()
         runtime.deliveries.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        ("https://a.example/notes/1", True),
+        ("https://a.example", True),
+        ("https://a.example?x=1", True),  # not the fast path: the full parse decides
+        ("HTTPS://A.EXAMPLE/notes/1", True),
+        ("https://a.examplex/notes/1", False),
+        ("https://a.example.evil.test/notes/1", False),
+        ("https://a.example@evil.test/notes/1", False),
+        ("https://a.example:8443/notes/1", False),
+        ("http://a.example/notes/1", False),
+        ("not a url", False),
+    ],
+)
+def test_same_origin_fast_path_agrees_with_the_full_parse(first: str, expected: bool) -> None:
+    actor = "https://a.example/users/bob"
+    full = origin_of(first) != "" and origin_of(first) == origin_of(actor)
+    assert same_origin(first, actor) is expected is full
