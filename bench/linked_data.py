@@ -36,6 +36,7 @@ from common import measure, print_table, write_json
 SPORE = "https://w3id.org/spore/ns#"
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 TOKEN = "bench-only-token"
+ENDPOINT = "http://rdfs.org/ns/void#sparqlEndpoint"
 QUERY = f"SELECT ?snapshot ?value WHERE {{ ?snapshot a <{SPORE}ModelSnapshot> ; <{SPORE}score> ?value }}"
 
 
@@ -164,6 +165,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=4, help="nodes per host")
     parser.add_argument("--snapshots", type=int, default=200, help="snapshots per node")
     parser.add_argument("--slow-seconds", type=float, default=1.0)
+    parser.add_argument("--distant", type=int, default=16, help="peers across a network")
+    parser.add_argument("--distant-ms", type=float, default=50.0, help="their answer latency")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -240,11 +243,10 @@ def run(args: argparse.Namespace, bases: list[str], nodes: list[str]) -> None:
     store = EmbeddedStore()
     fill(store, nodes[0], args.snapshots, [n for n in nodes if n != nodes[0]])
     graphs = public_graphs([nodes[0]])
-    with httpx.Client() as client:
-        http = measure(
-            lambda: client.get(snapshot, headers={"accept": "text/turtle"}).raise_for_status(),
-            repeat=args.repeat * 20,
-        )
+    http = measure(
+        lambda: CLIENT.get(snapshot, headers={"accept": "text/turtle"}).raise_for_status(),
+        repeat=args.repeat * 20,
+    )
     direct = measure(
         lambda: serialise(describe(store, snapshot, graphs), Representation.TURTLE), repeat=args.repeat * 20
     )
@@ -260,6 +262,32 @@ def run(args: argparse.Namespace, bases: list[str], nodes: list[str]) -> None:
     results["dereference_http_ms"], results["describe_store_ms"] = (
         http["median_s"] * 1000,
         direct["median_s"] * 1000,
+    )
+
+    learn(asking, claim.replace("INSERT DATA", "DELETE DATA"))  # the slow peer leaves
+    # Peers across a network: each answers after --distant-ms (loopback has no latency of its own).
+    distant = [SlowEndpoint(args.distant_ms / 1000) for _ in range(args.distant)]
+    for far in distant:
+        peer = far.url.removesuffix("/sparql")
+        learn(
+            asking,
+            f"INSERT DATA {{ GRAPH <{nodes[0]}/graphs/peers> {{ <{peer}> <{ENDPOINT}> <{far.url}> }} }}",
+        )
+    everyone = [*endpoints, *(far.url for far in distant)]
+    fan_far = measure(lambda: fanned(asking), repeat=max(3, args.repeat // 2))
+    seq_far = measure(lambda: sequential(everyone), repeat=max(3, args.repeat // 2))
+    rows.append(
+        (
+            f"fan-out, + {args.distant} peers {args.distant_ms:g} ms away",
+            f"{len(everyone)} endpoints",
+            fan_far["median_s"] * 1000,
+            seq_far["median_s"] * 1000,
+            fan_far["median_s"] / seq_far["median_s"],
+        )
+    )
+    results["distant_fanout_ms"], results["distant_sequential_ms"] = (
+        fan_far["median_s"] * 1000,
+        seq_far["median_s"] * 1000,
     )
 
     print_table(["what", "size", "SPORE ms (median)", "baseline ms (median)", "ratio"], rows)
