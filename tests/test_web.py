@@ -455,6 +455,15 @@ def test_protocol_groups_from_the_runtime_status(world) -> None:
         assert (URIRef(world.carol), SPORE.memberOf, URIRef(rock)) in graph
         host = get(world, "/browse").text
         assert "2 members · round 7" in host
+        state.rounds.record(
+            "alice", {"node": "alice", "round": 6, "group": "#rock", "metrics": {"recall@20": 0.2}}
+        )
+        state.rounds.record(
+            "alice", {"node": "alice", "round": 7, "group": "#rock", "metrics": {"recall@20": 0.3}}
+        )
+        chart = get(world, "/browse/resource", params={"iri": rock}).text
+        assert "The #rock model over rounds" in chart  # the founder is alice, whose graph charts #jazz
+
     finally:
         state.status_source = lambda: None
         state.peers_source = lambda: []

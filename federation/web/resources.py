@@ -95,14 +95,28 @@ def node_page(
 
 
 def group_page(request: Request, state: WebState, group: GroupView) -> HTMLResponse:
-    path = group.iri[len(state.base_url) :] if group.iri.startswith(state.base_url + "/") else None
+    """A group with its members; when its founder is a node of this host, its model over rounds
+    as the founder measured it (rows of other groups the founder was in are left out)."""
     local = state.local_actor(group.iri)
+    founder = state.local_actor(group.owner) if group.owner else None
+    rows: list[Any] = []
+    if founder is not None:
+        store = state.store
+
+        def ours(found: list[Any]) -> list[Any]:
+            return [row for row in found if row.group in (group.iri, group.hashtag)]
+
+        rows = ours(snapshots(store, founder.id) if store is not None else []) or ours(
+            state.rounds.rows(founder.name)
+        )
+    series = metric_series(rows)
     context = {
         "group": group,
         "page_url": f"/browse/groups/{local.name}"
         if local is not None
         else f"/browse/resource?iri={group.iri}",
-        "path": path,
+        "chart": line_chart(series, title=f"The {group.hashtag or 'group'} model over rounds"),
+        "founder": founder,
     }
     return _page(state, request, "group.html", context)
 
