@@ -106,6 +106,9 @@ def test_line_chart_draws_one_line_per_metric_and_escapes_names() -> None:
     assert svg.count("<polyline") == 2
     assert "t &amp; u" in svg and "&lt;b&gt;" in svg and "<b>" not in svg
     assert line_chart([], title="empty") == ""
+    small = line_chart([MetricSeries("Recall@20", ((0, 0.017), (2, 0.031)))], title="small")
+    ticks = re.findall(r'text-anchor="end">([0-9.]+)</text>', small)
+    assert len(ticks) == len(set(ticks)) == 5  # small values still get distinct tick labels
 
 
 def test_rows_become_snapshots_series_and_decisions() -> None:

@@ -51,10 +51,11 @@ def line_chart(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" class="axis"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" class="axis"/>',
     ]
+    digits = 2 if y_high >= 0.2 else 3 if y_high >= 0.02 else 4  # enough that ticks read apart
     for tick in _ticks(y_low, y_high):
         y = sy(tick)
         parts.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.{digits}f}</text>')
     x_ticks = sorted(set(xs))
     stride = max(1, len(x_ticks) // 10)
     for tick in x_ticks[::stride]:
