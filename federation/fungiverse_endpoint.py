@@ -12,13 +12,22 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from dataclasses import replace
 from functools import cache
 
 import httpx
 from fastapi.responses import Response
 from pyoxigraph import NamedNode, Store
 
-from federation.fanout import FanoutResult, discover_endpoints, fan_out, known_peers, results_json
+from federation.fanout import (
+    FanoutResult,
+    PeerAnswer,
+    PeerStatus,
+    discover_endpoints,
+    fan_out,
+    known_peers,
+    results_json,
+)
 from federation.linked_data.negotiation import Representation
 from federation.linked_data.serialise import serialise
 from federation.runtime import HostRuntime
@@ -37,6 +46,8 @@ _GRAPHS = {
     "application/ld+json": Representation.JSON_LD,
 }
 DEFAULT_PEER_TIMEOUT = 10.0
+FANOUT_MAX_PEERS = 256
+"""Endpoints one fungiverse query reaches at most; the rest are reported as skipped."""
 
 
 @cache
@@ -104,6 +115,10 @@ async def answer_fungiverse(
                 peers.setdefault(remote, None)
     for actor in actors:
         peers.pop(actor, None)  # the endpoint itself answers for its own actors
+    # Each peer without a stated endpoint costs a lookup: as many as the fan-out may reach, no more.
+    unstated = [peer for peer, stated in peers.items() if not stated][FANOUT_MAX_PEERS:]
+    for peer in unstated:
+        del peers[peer]
     config = runtime.config
     policy = SsrfPolicy(allow_loopback=config.allow_loopback, allow_private=config.allow_private)
 
@@ -116,7 +131,12 @@ async def answer_fungiverse(
     async with client:
         endpoints = await discover_endpoints(peers, client=client, timeout=timeout, guard=guard)
         targets = [endpoint, *sorted(set(endpoints.values()) - {endpoint})]
-        result = await fan_out(text, targets, timeout=timeout, client=client, guard=guard)
+        result = await fan_out(text, targets[:FANOUT_MAX_PEERS], timeout=timeout, client=client, guard=guard)
+    skipped = [
+        PeerAnswer(url, PeerStatus.FAILED, f"skipped: over the limit of {FANOUT_MAX_PEERS} peers")
+        for url in targets[FANOUT_MAX_PEERS:]
+    ]
+    result = replace(result, answers=[*result.answers, *skipped])
     headers = report_headers(result)
     if media in _RESULTS:
         body = json.dumps(results_json(result), ensure_ascii=False).encode()

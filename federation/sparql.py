@@ -74,6 +74,10 @@ class EndpointScope:
     actors: tuple[str, ...] = ()  # local actors whose peers a fungiverse query reaches
 
 
+FANOUT_AT_ONCE = 2
+"""Fungiverse queries one host runs at a time; more get 503."""
+
+
 class ResultTooLarge(Exception):
     pass
 
@@ -235,6 +239,9 @@ class SparqlService:
         self.max_body = limits.max_body_bytes
         self.token = runtime.config.sparql_update_token
         self.runtime = runtime
+        # A fungiverse query makes the host send one request per peer: few at a time, so the endpoint
+        # cannot be used to flood the network (each also caps its peers, FANOUT_MAX_PEERS).
+        self.fanouts = threading.BoundedSemaphore(FANOUT_AT_ONCE)
         # Slots are released by the worker thread when it actually finishes, so queries the client
         # stopped waiting for still count: a burst of runaway queries gets 503, not a growing backlog.
         self.slots = threading.BoundedSemaphore(limits.sparql_workers)
@@ -299,17 +306,24 @@ class SparqlService:
             if wants_fungiverse(request.query_params.get("fungiverse")):
                 if parsed.dataset_given:
                     raise ProtocolError(400, "a fungiverse query cannot name graphs: each peer has its own")
-                return await answer_fungiverse(
-                    self.runtime,
-                    self.store,
-                    text=parsed.text,
-                    endpoint=scope.url,
-                    public_graphs=scope.public_graphs,
-                    actors=scope.actors,
-                    accept=request.headers.get("accept"),
-                    peer_timeout=request.query_params.get("peer-timeout"),
-                    limit=self.timeout,
-                )
+                if not self.fanouts.acquire(blocking=False):
+                    raise ProtocolError(
+                        503, "the endpoint is busy with other fungiverse queries; retry shortly"
+                    )
+                try:
+                    return await answer_fungiverse(
+                        self.runtime,
+                        self.store,
+                        text=parsed.text,
+                        endpoint=scope.url,
+                        public_graphs=scope.public_graphs,
+                        actors=scope.actors,
+                        accept=request.headers.get("accept"),
+                        peer_timeout=request.query_params.get("peer-timeout"),
+                        limit=self.timeout,
+                    )
+                finally:
+                    self.fanouts.release()
             defaults, named = restrict_dataset(parsed, scope.public_graphs)
             accept = request.headers.get("accept")
             if negotiate(accept, [*RESULT_FORMATS, *GRAPH_FORMATS]) is None:

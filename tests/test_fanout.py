@@ -216,3 +216,16 @@ def test_cli_fungiverse_from_a_store_asks_the_peers_it_mentions(ld_world: World,
     assert any(row.startswith(f"{cy},{jazz},{cy}/sparql") for row in rows)  # answered by cy
     bad = CliRunner().invoke(main, ["query", "--fungiverse", MEMBERS_QUERY])
     assert bad.exit_code == 2 and "--fungiverse needs" in bad.output
+
+
+@pytest.mark.slow
+def test_a_fungiverse_query_reaches_a_bounded_number_of_peers(
+    ld_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import federation.fungiverse_endpoint as endpoint
+
+    monkeypatch.setattr(endpoint, "FANOUT_MAX_PEERS", 2)
+    ada = _node(ld_world, "ada")
+    report = _ask(f"{ada}/sparql", MEMBERS_QUERY).json()["fungiverse"]
+    assert len(report["answered"]) == 2 and f"{ada}/sparql" in report["answered"]
+    assert list(report["failed"].values()) == ["failed: skipped: over the limit of 2 peers"]
