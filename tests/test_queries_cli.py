@@ -122,7 +122,7 @@ def test_update_then_query(capsys: pytest.CaptureFixture[str], store_dir: str) -
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["graph-size"], 2, "not a named query, a .rq file or SPARQL text; named queries: describe-resource"),
+        (["graph-size"], 2, "not a named query, a .rq file or SPARQL text; named queries: "),
         (["describe-resource"], 2, "describe-resource needs --bind resource=..."),
         (["SELECT * WHERE { ?s ?p }"], 2, "error at 1:"),
         (["missing.rq"], 2, "cannot read missing.rq"),
