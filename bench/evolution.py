@@ -172,6 +172,7 @@ def evolving_experiment(args: argparse.Namespace, tensors: MusicTensors, name: s
     plots = plot(static, evolving, stem)
     print("plots: " + ", ".join(plots))
     return {
+        "load_average": os.getloadavg()[0],
         "corpus": name,
         "split": NON_IID,
         "nodes": args.nodes,
