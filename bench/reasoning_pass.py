@@ -210,9 +210,7 @@ def main() -> int:
         print("rdflib and pyoxigraph rank the options differently:", verdicts, rdflib_verdicts)
 
     load = os.getloadavg()[0]
-    print(
-        f"load average when done: {load:.1f} on {os.cpu_count()} CPUs (medians on a busy machine are inflated)"
-    )
+    print(f"load average when done: {load:.1f} on {os.cpu_count()} CPUs (a busy machine inflates medians)")
     print(
         f"node: {triples} triples in its public graphs (catalogue aside) after {args.rounds} rounds with "
         f"{args.groups} groups; entailment adds {result.entailment.triples}; "
