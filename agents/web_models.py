@@ -44,7 +44,8 @@ class LiveNodeModel:
         if self._tensors is None and self.node.graphs is not None:
             from models.graph import load_music_tensors
 
-            self._tensors = load_music_tensors(self.node.graphs.store, self.node.actor)
+            # with tag weights, so the page lists the tags most listeners applied first (read once)
+            self._tensors = load_music_tensors(self.node.graphs.store, self.node.actor, tag_weights=True)
         return self._tensors
 
     def __call__(self) -> NodeModel | None:
