@@ -47,6 +47,7 @@ __all__ = [
     "save_progress",
     "example_choices",
     "derive_blueprints",
+    "group_of",
     "write_blueprints",
     "serve_command",
     "Fungiverse",
@@ -226,22 +227,29 @@ def _choices_of(graph: Graph, blueprint: Node) -> BlueprintChoices | None:
 
 
 def derive_blueprints(
-    examples: Sequence[BlueprintChoices], count: int, *, hosts: int = 1, seed: int = 7
+    examples: Sequence[BlueprintChoices],
+    count: int,
+    *,
+    hosts: int = 1,
+    group_size: int | None = None,
+    seed: int = 7,
 ) -> list[tuple[str, BlueprintChoices]]:
     """``count`` distinct nodes cycling through the examples, with varied model sizes and learning rates.
 
-    Node ``i`` seeks genre ``(i // hosts) % groups``: with nodes dealt round-robin over hosts, every
-    group has members on more than one host, so groups federate rather than stay local. About two
-    nodes per group, at least one group, at most :data:`GENRES`.
+    Nodes are dealt round-robin over hosts (:func:`plan_demo`). Without ``group_size`` (a demo),
+    node ``i`` seeks genre ``(i // hosts) % groups``: about two nodes per group, every group on more
+    than one host. With ``group_size`` (a large fungiverse), see :func:`group_of`.
     """
     rng = random.Random(seed)
     groups = max(1, min(len(GENRES), count // 2))
+    if group_size is not None and group_size < 1:
+        raise DemoError(f"group size must be at least 1, not {group_size}")
     derived = []
     for index in range(count):
         example = examples[index % len(examples)]
         name = f"{example.name}_{index:02d}" if count <= 100 else f"{example.name}_{index:03d}"
-        group = (index // hosts) % groups
-        genre = GENRES[group]
+        group = index // hosts % groups if group_size is None else group_of(index, hosts, group_size)
+        genre = GENRES[group % len(GENRES)] + (str(group // len(GENRES)) if group >= len(GENRES) else "")
         # Krum needs 2f + 3 updates (5 for f = 1); a demo group has two or three members, so a node
         # derived from a Krum example aggregates with the coordinate median, also Byzantine-robust.
         aggregation = "median" if example.aggregation == "krum" else example.aggregation
@@ -264,6 +272,23 @@ def derive_blueprints(
             )
         )
     return derived
+
+
+def group_of(index: int, hosts: int, group_size: int) -> int:
+    """The group of node ``index`` in groups of ``group_size``, each spanning two neighbouring hosts.
+
+    A group's founder is its member with the smallest actor IRI, so the member on the lowest port;
+    groups spanning *all* hosts would all be founded on the first host, which then answers every
+    join and merges every round. Here group ``(batch, pair)`` takes half its members from host
+    ``pair`` and half from host ``pair + 1``, so founders spread over the hosts.
+    """
+    host, slot = index % hosts, index // hosts
+    if hosts == 1:
+        return slot // group_size
+    forward = slot % 2 == 0  # with the next host, or (odd slots) with the previous one
+    pair = host if forward else (host - 1) % hosts
+    batch = (slot // 2) // max(1, group_size // 2)
+    return batch * hosts + pair
 
 
 def write_blueprints(state_dir: Path, derived: Sequence[tuple[str, BlueprintChoices]]) -> list[Path]:

@@ -11,7 +11,8 @@ in a group has finished ``--rounds`` rounds and reports:
 * startup: seconds until every host answers ``/healthz``.
 
 Baseline in the same run: the same small set of nodes once as one node per process and once all in
-one process, which is what "nodes per host" buys in memory. Then one host with more and more nodes
+one process, which is what "nodes per host" buys in memory. Groups have ``--group-size`` members
+(:func:`agents.demo.group_of`: each group spans two hosts, founders spread over the hosts). Then one host with more and more nodes
 (marginal memory per node), then the large federation (default 4 hosts x 50 nodes = 200).
 
     nice -n 10 python bench/hosts.py                        # everything, ~15-25 min on 2 cores
@@ -87,6 +88,7 @@ def run_layout(
     timeout: float,
     workdir: Path,
     deal_for: int | None = None,
+    group_size: int = 4,
 ) -> LayoutResult:
     """Start ``nodes`` nodes on ``hosts`` processes, wait ``rounds`` rounds, measure, stop.
 
@@ -94,7 +96,9 @@ def run_layout(
     baseline layouts share it so that they run the very same blueprints and groups.
     """
     state = workdir / label.replace(" ", "-").replace("/", "-")
-    derived = demo.derive_blueprints(demo.example_choices(), nodes, hosts=deal_for or hosts)
+    derived = demo.derive_blueprints(
+        demo.example_choices(), nodes, hosts=deal_for or hosts, group_size=group_size
+    )
     plan = demo.plan_demo(
         state,
         [name for name, _ in derived],
@@ -150,6 +154,7 @@ def main() -> None:
     parser.add_argument("--nodes-per-host", type=int, default=50)
     parser.add_argument("--baseline-nodes", type=int, default=6, help="nodes of the per-process comparison")
     parser.add_argument("--scale", default="10,25,50", help="node counts on one host (comma-separated)")
+    parser.add_argument("--group-size", type=int, default=4, help="members per learning group")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round-seconds", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=900.0, help="per layout, seconds")
@@ -183,6 +188,7 @@ def main() -> None:
                     timeout=args.timeout,
                     workdir=Path(tmp),
                     deal_for=deal_for,
+                    group_size=args.group_size,
                 )
             )
 
@@ -220,7 +226,8 @@ def main() -> None:
         print(
             f"marginal memory per node on one host: {slope:.1f} MiB ({single[0].nodes} -> {single[-1].nodes})"
         )
-    write_json(args.json, "hosts", {"layouts": [asdict(r) for r in results], "rounds": args.rounds})
+    settings = {"rounds": args.rounds, "round_seconds": args.round_seconds, "group_size": args.group_size}
+    write_json(args.json, "hosts", {"layouts": [asdict(r) for r in results], **settings})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 from rdflib import Graph
 
 from agents import demo
@@ -55,6 +56,18 @@ def test_every_group_has_members_on_more_than_one_host() -> None:
         members.setdefault(choices.hashtags[0], set()).add(index % hosts)  # nodes are dealt round-robin
     assert len(members) >= 3
     assert all(len(on_hosts) > 1 for on_hosts in members.values())
+
+
+def test_large_fungiverses_spread_group_founders_over_hosts() -> None:
+    hosts, members, founders = 4, {}, {}
+    for index, (_, choices) in enumerate(
+        demo.derive_blueprints(demo.example_choices(), 200, hosts=4, group_size=4)
+    ):
+        members.setdefault(choices.hashtags[0], []).append(index % hosts)
+    for tag, on_hosts in members.items():
+        founders[tag] = min(on_hosts)  # the member with the smallest actor IRI (lowest port) founds
+        assert 2 <= len(on_hosts) <= 4 and len(set(on_hosts)) == 2, (tag, on_hosts)
+    assert len(set(founders.values())) >= 3  # not every group is founded on the first host
 
 
 def test_plan_deals_nodes_over_consecutive_ports_and_round_trips(tmp_path: Path) -> None:
@@ -200,6 +213,20 @@ def test_sigint_stops_every_host_and_status_sees_them_first(tmp_path: Path, demo
         )
         assert status.returncode == 0, status.stderr
         assert f"http://127.0.0.1:{port + 1}" in status.stdout and "2/2 host(s), 2 node(s)" in status.stdout
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["status"] == "ok"
+        # The node runtime feeds /metrics: a finished round shows up per node.
+        while "spore_rounds_total{" not in (
+            text := httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        ):
+            assert time.monotonic() < deadline, "no round in /metrics"
+            time.sleep(1)
+        families = {family.name for family in text_string_to_metric_families(text)}
+        assert {
+            "spore_rounds",
+            "spore_node_round",
+            "spore_inbox_requests",
+            "spore_delivery_queue_length",
+        } <= families
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
