@@ -12,8 +12,9 @@ in a group has finished ``--rounds`` rounds and reports:
 
 Baseline in the same run: the same small set of nodes once as one node per process and once all in
 one process, which is what "nodes per host" buys in memory. Groups have ``--group-size`` members
-(:func:`agents.demo.group_of`: each group spans two hosts, founders spread over the hosts). Then one host with more and more nodes
-(marginal memory per node), then the large federation (default 4 hosts x 50 nodes = 200).
+(:func:`agents.demo.group_of`: each group spans two hosts, founders spread over the hosts). Then
+one host with more and more nodes (marginal memory per node), then the large federation (default
+4 hosts x 50 nodes = 200).
 
     nice -n 10 python bench/hosts.py                        # everything, ~15-25 min on 2 cores
     python bench/hosts.py --quick                           # small layouts only, a few minutes
