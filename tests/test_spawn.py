@@ -185,3 +185,65 @@ def test_automatic_spawning_starts_a_child_that_joins_and_learns_and_refusals_ar
     kinds = [(d.chosen is not None, d.explanation.split(":")[0]) for d in spawner.decisions]
     assert kinds[0] == (True, "spawned ada_c1")
     assert kinds[1:] == [(False, "spawn refused")]  # the cap of one child, recorded once
+
+
+@pytest.mark.slow
+def test_a_spawned_child_served_on_another_host_joins_its_parents_group_and_learns(tmp_path: Path) -> None:
+    """``spore spawn PARENT --serve -- ...``: the child's host peers with the parent's; both nodes
+    end up in one group of two and merge rounds together."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from agents.blueprint_writer import BlueprintChoices, new_blueprint
+
+    graph, report = new_blueprint(
+        BlueprintChoices(
+            name="ana", hashtags=("#jazz",), embedding_dimension=16, layers=1, learning_rate="0.01"
+        )
+    )
+    assert report.conforms
+    parent = tmp_path / "ana.ttl"
+    parent.write_text(graph.serialize(format="turtle"))
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    common = ["--synth", "--rounds", "2", "--round-seconds", "2", "--max-seconds", "150"]
+    commands = [
+        ["serve", str(parent), "--port", str(ports[0]), "--data-dir", str(tmp_path / "a"), "--peer", urls[1]],
+        ["spawn", str(parent), "--serve", "--", "--port", str(ports[1]), "--data-dir", str(tmp_path / "b")]
+        + ["--peer", urls[0]],
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "agents", *command, *common],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for command in commands
+    ]
+    outputs = []
+    for process in processes:
+        try:
+            out, err = process.communicate(timeout=240)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, (out[-2000:], err[-2000:])
+        outputs.append(out)
+    assert outputs[1].splitlines()[0].startswith("spawned ana_c1: ")
+    rounds = [json.loads(line) for out in outputs for line in out.splitlines() if '"event": "round"' in line]
+    child_rounds = [line for line in rounds if line["node"] == "ana_c1"]
+    assert child_rounds and all(line["group"] == "#jazz" for line in child_rounds)
+    assert max(line["members"] for line in child_rounds) == 2  # the child joined its parent's group
+    assert "recall@20" in child_rounds[-1]["metrics"]
