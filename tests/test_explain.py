@@ -77,6 +77,14 @@ def test_an_unknown_decision_is_one_line_and_exit_1(store_dir: Path) -> None:
     ]
 
 
+def test_a_short_decision_name_needs_the_node(store_dir: Path) -> None:
+    done = spore("explain", str(store_dir), "3-switch")
+    assert done.returncode == 2 and "--node" in done.stderr
+    named = spore("explain", str(store_dir), "3-switch", "--node", "https://here.test/nodes/ann")
+    assert named.returncode == 0, named.stderr
+    assert "Left #a for #b" in named.stdout and "Stayed in" not in named.stdout
+
+
 def test_a_path_that_is_no_store_is_exit_2(tmp_path: Path) -> None:
     done = spore("explain", str(tmp_path / "missing"))
     assert done.returncode == 2

@@ -68,8 +68,12 @@ def _embedded(directory: Path) -> EmbeddedStore:
 
 
 def _decision_iri(decision: str, node: str | None) -> str:
-    if _is_url(decision) or node is None:
+    if _is_url(decision):
         return decision
+    if node is None:
+        raise click.UsageError(
+            f"DECISION {decision!r} is not an IRI; name the node with --node to use a short name"
+        )
     return f"{node.rstrip('/')}/decisions/{decision}"
 
 
