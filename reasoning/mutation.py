@@ -87,8 +87,7 @@ class Operator:
 
 def load_operators(ontology: Graph | None = None) -> tuple[Operator, ...]:
     """Every mutation operator ``ontology`` (the shipped one by default) declares, by IRI."""
-    graph = load_ontology() if ontology is None else ontology
-    return _operators_from(graph) if ontology is not None else _shipped_operators()
+    return _operators_from(ontology) if ontology is not None else _shipped_operators()
 
 
 @cache

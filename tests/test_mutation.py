@@ -188,3 +188,16 @@ def test_a_revision_that_made_things_worse_is_undone_from_its_parent() -> None:
     assert (undo.blueprint, PROV.wasRevisionOf, URIRef(w.blueprint)) in undo.mutant.graph
     assert undo.decision is not None and undo.decision.explanation.startswith("Returned to my previous")
     assert first.decision is not None and first.decision.iri in undo.decision.evidence
+
+
+def test_operators_are_read_from_whatever_ontology_declares_them() -> None:
+    ontology = Graph()
+    operator = URIRef("https://here.test/operators/wider-rate")
+    ontology.add((operator, RDF.type, SPORE.MutationOperator))
+    ontology.add((operator, SPORE.mutates, SPORE.learningRate))
+    ontology.add((operator, SPORE.factor, Literal(10)))
+    ontology.add((operator, SPORE.maximum, Literal("0.5")))
+
+    [loaded] = load_operators(ontology)
+
+    assert loaded == Operator(str(operator), SPORE.learningRate, None, Decimal("0.5"), Decimal(10), None, ())
