@@ -56,13 +56,16 @@ def events(output: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
-def test_a_broken_blueprint_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_a_broken_blueprint_or_missing_music_is_one_line_and_exit_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.ttl"
     broken.write_text("not turtle at all")
     result = spore("serve", str(broken), "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 2
     assert result.stderr.startswith("spore: error:") and str(broken) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    good = write_blueprint(tmp_path, "ana")
+    no_music = spore("serve", str(good), "--data-dir", str(tmp_path / "d"), "--music", str(tmp_path))
+    assert no_music.returncode == 2 and no_music.stderr.startswith("spore: error: music data: missing files")
 
 
 def test_options_come_from_the_environment_and_from_a_toml_file(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def serve(
     max_seconds: float | None,
 ) -> None:
     """Serve the fungus nodes of BLUEPRINT... over ActivityPub, training with their groups."""
-    from agents.node_setup import BlueprintError, read_blueprint
+    from agents.node_blueprint import BlueprintError, read_blueprint
 
     if not blueprints:
         raise click.UsageError("give at least one BLUEPRINT")
