@@ -180,3 +180,41 @@ def test_a_node_weighs_flags_it_receives_and_blocks_on_a_quorum() -> None:
     state, out = step(ctx, state, [Envelope(CAROL, carols)], 2.0)
     assert MALLORY in state.blocked and MALLORY in ledger_of(state).blocked
     assert [(m.activity_type, m.to) for m in out] == [("Block", (MALLORY,))]
+
+
+def test_updates_failing_the_groups_shapes_are_strikes_and_two_get_the_sender_blocked() -> None:
+    from dataclasses import replace
+
+    from agents.protocol.messages import Create, GroupInfo, ModelUpdate, shapes_of
+    from agents.protocol.state import Membership
+
+    learner = LinearLearner(torch.zeros(4, 2), torch.zeros(4))
+    weights = learner.initial_weights(0)
+    shapes = shapes_of({k: v for k, v in weights.items() if k.startswith("artist_")})
+    group = GroupInfo(
+        iri=f"{BOB}/groups/jazz",
+        hashtag="#jazz",
+        owner=BOB,
+        aggregation_rule="https://w3id.org/spore/ns#WeightedMean",
+        shared_shapes=shapes,
+    )
+    summary = BlueprintSummary(f"{BOB}/blueprint", "https://w3id.org/spore/ns#LinearModel", shapes)
+    ctx = NodeContext(learner=learner, defence=LedgerDefence(DefederationPolicy(strikes_to_block=2)))
+    state = initial_state(BOB, seed=0, blueprint=summary, weights=weights, owns=(group,))
+    members = frozenset({BOB, MALLORY})
+    owned = {group.iri: replace(state.owned[group.iri], members=members)}
+    state = replace(
+        state, owned=owned, membership=Membership(group=group, members=members, round=0, phase="training")
+    )
+    outbox: list = []
+    for number in (1, 2):
+        wrong = ModelUpdate(
+            group.iri, 0, {"artist_weight": torch.zeros(5)}, 1
+        )  # the group's table has 2 rows
+        create = Create(id=f"{MALLORY}/a/{number}", actor=MALLORY, to=(BOB,), update=wrong)
+        state, outbox = step(ctx, state, [Envelope(MALLORY, create)], float(number))
+        assert state.counters["dropped:shape-mismatch"] == number
+    assert MALLORY in state.blocked
+    assert ledger_of(state).record(MALLORY).strikes == 2
+    kinds = sorted(m.activity_type for m in outbox)
+    assert kinds == ["Block", "Remove"]  # the owner drops it from the group; no one else to flag to

@@ -68,6 +68,12 @@ class Defence(Protocol):
         """Act on a Flag, Block or Undo addressed to this node."""
         ...
 
+    def violation(
+        self, ctx: NodeContext, state: NodeState, sender: str, update: ModelUpdate, what: str, now: float
+    ) -> tuple[NodeState, list[Message]]:
+        """A member (authenticated ``sender``) sent an update that fails the group's shapes."""
+        ...
+
 
 @dataclass(frozen=True)
 class NodeContext:

@@ -187,6 +187,32 @@ class LedgerDefence:
             return count(state, "unblocked-by"), []
         return count(state, "dropped:unsupported"), []
 
+    def violation(
+        self, ctx: NodeContext, state: NodeState, sender: str, update: ModelUpdate, what: str, now: float
+    ) -> Step:
+        """A strike for an update that fails the group's shapes. Only content from an authenticated
+        sender counts: a bad signature names an actor it cannot prove, so it is never evidence
+        against that actor (anyone could forge one to get an honest peer blocked)."""
+        membership = state.membership
+        round_number = membership.round if membership is not None else update.round
+        evidence = Evidence(
+            sender,
+            Offence.SHAPE_VIOLATION,
+            round_number,
+            f"its round-{update.round} update carries {what}",
+            artifacts=(artifact_iri(sender, update),),
+        )
+        ledger, accusations, blocks = record_screening(
+            ledger_of(state),
+            self.policy,
+            round_number=round_number,
+            screened=[],
+            evidence=[evidence],
+            now=now,
+            accusation_id={sender: f"{state.actor}/activities/flag-shape-{update.sha256[:16]}"},
+        )
+        return self._apply(replace(state, defence=ledger), blocks, accusations)
+
     # internals -------------------------------------------------------------------------------------
 
     def _evidence(

@@ -137,10 +137,14 @@ def accept_update(ctx: NodeContext, state: NodeState, sender: str, update: Model
     if sender not in membership.members:
         return _not_a_member(state, sender, membership)
     if not all(is_shared(name) for name in update.names):
-        return count(state, "dropped:private-parameter"), []
+        return _violation(
+            ctx, count(state, "dropped:private-parameter"), sender, update, "a per-listener parameter", now
+        )
     expected = membership.group.shared_shapes or state.blueprint.shared_shapes
     if update.shapes != expected:
-        return count(state, "dropped:shape-mismatch"), []
+        return _violation(
+            ctx, count(state, "dropped:shape-mismatch"), sender, update, "not the group's shapes", now
+        )
     if membership.phase == Phase.IDLE:
         return count(state, "dropped:after-last-round"), []
     schedule = membership.group.schedule
@@ -152,6 +156,15 @@ def accept_update(ctx: NodeContext, state: NodeState, sender: str, update: Model
     if schedule == Schedule.SYNC and update.round > membership.round:
         return _jump(ctx, state, update.round, now)
     return state, []
+
+
+def _violation(
+    ctx: NodeContext, state: NodeState, sender: str, update: ModelUpdate, what: str, now: float
+) -> Step:
+    """A member's update no valid peer sends: evidence for the defence (a strike), if there is one."""
+    if ctx.defence is None:
+        return state, []
+    return ctx.defence.violation(ctx, state, sender, update, what, now)
 
 
 def _not_a_member(state: NodeState, sender: str, membership: Membership) -> Step:
