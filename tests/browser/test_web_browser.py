@@ -121,3 +121,24 @@ def test_choosing_another_node_reloads_its_listeners(page, world) -> None:
     page.get_by_label("Node", exact=True).select_option("bob")
     page.wait_for_url(re.compile(r"/\?node=bob$"))
     assert page.locator("#listener").count() == 0  # bob has no model, so no listeners to pick
+
+
+def test_pages_pass_axe_accessibility_checks(page, world) -> None:
+    axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+    axe = axe_module.Axe()
+    pages = [
+        world.url(world.a, "/"),
+        world.url(world.a, f"/recommend?node=alice&artists={world.artist_names[0]}"),
+        world.url(world.a, "/recommend?node=alice&artists=Radiohed"),
+        world.url(world.a, "/browse"),
+        world.url(world.a, "/browse/nodes/alice"),
+        world.url(world.a, f"/browse/resource?iri={world.alice}/decisions/2-switch"),
+        world.url(world.a, f"/browse/resource?iri={world.model.snapshot}"),
+        world.url(world.b, "/browse/groups/jazz"),
+    ]
+    found = {}
+    for url in pages:
+        page.goto(url)
+        result = axe.run(page)
+        found[url] = [(v["id"], v["impact"], v["help"]) for v in result.response["violations"]]
+    assert found == {url: [] for url in pages}
