@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from pyoxigraph import NamedNode
@@ -47,7 +46,6 @@ __all__ = [
     "RoundTiming",
     "assign_roles",
     "build_node",
-    "load_corpus",
     "read_blueprint",
     "stable_seed",
 ]
@@ -99,19 +97,6 @@ class RoundTiming:
     @property
     def announce_interval(self) -> float:
         return max(2.0, self.round_seconds)
-
-
-def load_corpus(music: Path | None, *, synth_seed: int = 0) -> MusicCorpus:
-    """Last.fm-2k from ``music`` when given, else the seeded synthetic corpus."""
-    if music is not None:
-        from knowledge.music.lastfm import read_lastfm
-
-        # The data directory (holding lastfm-2k/) or the Last.fm directory itself.
-        nested = music / "lastfm-2k"
-        return read_lastfm(nested if (nested / "user_artists.dat").is_file() else music)
-    from knowledge.music.synth import SynthParams, synthesize
-
-    return synthesize(SynthParams(seed=synth_seed))
 
 
 def node_tensors(

@@ -23,10 +23,13 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
+
+if TYPE_CHECKING:
+    from knowledge.music.corpus import MusicCorpus
 
 __all__ = ["serve"]
 
@@ -148,12 +151,18 @@ def _run(
     import socket
     from urllib.parse import urlsplit
 
+    from knowledge.music.tsv import MusicDataError
+
+    try:
+        corpus = load_corpus(settings["music"], synth_seed=settings["synth_seed"])
+    except (MusicDataError, ValueError) as error:
+        raise UnreadableInput(f"music data: {error}") from error
+    # Imported once the data is read: torch and its geometric library take seconds to load.
     from agents.hosting import HostOptions, attach_nodes
     from agents.node import load_checkpoint
-    from agents.node_setup import NodeRoles, RoundTiming, assign_roles, build_node, load_corpus
+    from agents.node_setup import NodeRoles, RoundTiming, assign_roles, build_node
     from federation.config import HostConfig, NodeSpec
     from federation.host import build_host
-    from knowledge.music.tsv import MusicDataError
     from knowledge.store import EmbeddedStore, StoreError
 
     hostname = urlsplit(base_url).hostname or ""
@@ -174,10 +183,7 @@ def _run(
         store = EmbeddedStore(data_dir / "store")
     except (OSError, StoreError) as error:
         raise click.ClickException(f"cannot open the store in {data_dir}: {error}") from error
-    try:
-        corpus = load_corpus(settings["music"], synth_seed=settings["synth_seed"])
-    except (MusicDataError, ValueError) as error:
-        raise UnreadableInput(f"music data: {error}") from error
+
     checkpoints = data_dir / "nodes"
     rounds: int | None = settings["rounds"]
     by_actor = {f"{base_url}/nodes/{b.name}": b for b in parsed}
@@ -259,6 +265,19 @@ def _run(
     if server.signalled is not None:
         emit("stopped", signal=signal.Signals(server.signalled).name, host=base_url)
     return outcome["code"]
+
+
+def load_corpus(music: Path | None, *, synth_seed: int = 0) -> MusicCorpus:
+    """Last.fm-2k from ``music`` when given, else the seeded synthetic corpus."""
+    if music is not None:
+        from knowledge.music.lastfm import read_lastfm
+
+        # The data directory (holding lastfm-2k/) or the Last.fm directory itself.
+        nested = music / "lastfm-2k"
+        return read_lastfm(nested if (nested / "user_artists.dat").is_file() else music)
+    from knowledge.music.synth import SynthParams, synthesize
+
+    return synthesize(SynthParams(seed=synth_seed))
 
 
 class QuietServer(uvicorn.Server):
