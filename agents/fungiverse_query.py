@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 import httpx
-from pyoxigraph import QueryResultsFormat, QuerySolutions, RdfFormat, parse, parse_query_results
+from pyoxigraph import NamedNode, QueryResultsFormat, QuerySolutions, RdfFormat, parse, parse_query_results
 
 from federation.fanout import (
     FanoutResult,
@@ -116,7 +116,7 @@ def ask_from_store(
         graphs = [
             g
             for g in store.named_graphs()
-            if any(g.value.endswith(f"/graphs/{k.value}") for k in PUBLIC_KINDS)
+            if isinstance(g, NamedNode) and any(g.value.endswith(f"/graphs/{k.value}") for k in PUBLIC_KINDS)
         ]
         local = _local_answer(store, text, graphs, f"file://{store_dir.resolve()}")
         peers = known_peers(store, graphs)

@@ -84,9 +84,11 @@ def _table(
 
 def label_of(iri: str, triples: Sequence[Triple]) -> str:
     """A human name for ``iri`` from its description, else the last segment of the IRI."""
+    subject = NamedNode(iri)
     for predicate in _LABELS:
         for triple in triples:
-            if triple.subject.value == iri and triple.predicate.value == predicate:
+            named = triple.subject == subject and triple.predicate.value == predicate
+            if named and isinstance(triple.object, Literal | NamedNode):
                 return triple.object.value
     return iri.rstrip("/").rsplit("/", 1)[-1] or iri
 
@@ -100,9 +102,11 @@ def render_resource_page(iri: str, triples: Sequence[Triple], *, base_url: str) 
     for triple in triples:
         if isinstance(triple.subject, BlankNode):
             nested[triple.subject].append(triple)
-        elif triple.subject != subject:
+        elif isinstance(triple.subject, NamedNode) and triple.subject != subject:
             others[triple.subject.value].append(triple)
-    pointing = sorted({t.subject.value for t in triples if t.object == subject and t.subject != subject})
+    pointing = sorted(
+        {t.subject.value for t in triples if t.object == subject and isinstance(t.subject, NamedNode)} - {iri}
+    )
     title = label_of(iri, triples)
     formats = " ".join(
         f'<a href="{escape(local_href(iri, base_url))}?format={name}" rel="alternate" '

@@ -79,9 +79,9 @@ def alternates(iri: str) -> str:
 def render_html(request: Request, iri: str, triples: Sequence[Triple], base_url: str) -> Response:
     """The web page's view of the resource when it has one, else the generic properties page."""
     try:
-        from federation.web import render_resource  # type: ignore[attr-defined]
-    except ImportError:
-        render_resource = None
+        from federation.web import render_resource
+    except ImportError:  # a host without the web page
+        render_resource = None  # type: ignore[assignment]
     if render_resource is not None:
         from rdflib import Graph
 
