@@ -43,7 +43,7 @@ from federation.host import RunningHost, bind_loopback, build_host
 from federation.runtime import HostRuntime
 from federation.vocab import origin_of, same_origin
 
-__all__ = ["HostOptions", "NodeHost", "attach_nodes", "start_fungus_host"]
+__all__ = ["HostOptions", "NodeHost", "attach_nodes", "sender_allowed", "start_fungus_host"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,13 @@ class _Tracked:
     time_at_round: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def sender_allowed(sender: str, own_domain: str, allowed: tuple[str, ...]) -> bool:
+    """Whether protocol traffic from ``sender`` is accepted: this host's own nodes, and with an
+    allow-list (``--allow-peer HOST[:PORT]``) only the hosts on it; without one, everybody."""
+    domain = origin_of(sender).split("://", 1)[-1]
+    return not allowed or domain == own_domain or domain in allowed
 
 
 class NodeHost:
@@ -212,15 +219,13 @@ class NodeHost:
         if node is None or not node.up:
             self.transport.count("lost-down")
             return
-        if self.options.allow_peers and not self._allowed(envelope.sender):
+        if not self._allowed(envelope.sender):
             self.transport.count("dropped:not-allowed")
             return
         await self._step(node, [envelope])
 
     def _allowed(self, sender: str) -> bool:
-        host = origin_of(sender).split("://", 1)[-1]
-        own = self.runtime.config.domain
-        return host == own or host in self.options.allow_peers
+        return sender_allowed(sender, self.runtime.config.domain, self.options.allow_peers)
 
     async def _step(self, node: FungusNode, inbox: list[Envelope]) -> None:
         tracked = self._tracked[node.actor]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import torch
 
-from agents.hosting import HostOptions, start_fungus_host
+from agents.hosting import HostOptions, sender_allowed, start_fungus_host
 from agents.http_transport import (
     ArtifactStore,
     PeerDirectory,
@@ -170,6 +170,16 @@ def test_public_activities_route_to_the_nodes_that_seek_their_hashtags() -> None
     directory.learn("http://b/nodes/3", seeks=("#rock",))
     assert directory.followers(("#jazz",)) == ["http://a/nodes/1", "http://b/nodes/2"]
     assert directory.followers(()) == ["http://a/nodes/1", "http://b/nodes/2", "http://b/nodes/3"]
+
+
+def test_an_allow_list_admits_only_its_hosts_and_this_one() -> None:
+    own = "127.0.0.1:8001"
+    assert sender_allowed("http://10.0.0.9:80/nodes/x", own, ())  # no list: everybody
+    allowed = ("127.0.0.1:8002",)
+    assert sender_allowed("http://127.0.0.1:8002/nodes/x", own, allowed)
+    assert sender_allowed("http://127.0.0.1:8001/nodes/y", own, allowed)
+    assert not sender_allowed("http://127.0.0.1:8003/nodes/z", own, allowed)
+    assert not sender_allowed("not an iri", own, allowed)
 
 
 # -- one live host --------------------------------------------------------------------------------
