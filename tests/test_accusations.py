@@ -182,7 +182,8 @@ def test_a_node_weighs_flags_it_receives_and_blocks_on_a_quorum() -> None:
     assert [(m.activity_type, m.to) for m in out] == [("Block", (MALLORY,))]
 
 
-def test_updates_failing_the_groups_shapes_are_strikes_and_two_get_the_sender_blocked() -> None:
+def owner_sent_two_misshapen_updates(appeal_window: float | None = None):
+    """BOB owns a group with MALLORY, who sends two updates with the wrong shapes."""
     from dataclasses import replace
 
     from agents.protocol.messages import Create, GroupInfo, ModelUpdate, shapes_of
@@ -199,7 +200,8 @@ def test_updates_failing_the_groups_shapes_are_strikes_and_two_get_the_sender_bl
         shared_shapes=shapes,
     )
     summary = BlueprintSummary(f"{BOB}/blueprint", "https://w3id.org/spore/ns#LinearModel", shapes)
-    ctx = NodeContext(learner=learner, defence=LedgerDefence(DefederationPolicy(strikes_to_block=2)))
+    policy = DefederationPolicy(strikes_to_block=2, appeal_window=appeal_window)
+    ctx = NodeContext(learner=learner, defence=LedgerDefence(policy))
     state = initial_state(BOB, seed=0, blueprint=summary, weights=weights, owns=(group,))
     members = frozenset({BOB, MALLORY})
     owned = {group.iri: replace(state.owned[group.iri], members=members)}
@@ -214,7 +216,24 @@ def test_updates_failing_the_groups_shapes_are_strikes_and_two_get_the_sender_bl
         create = Create(id=f"{MALLORY}/a/{number}", actor=MALLORY, to=(BOB,), update=wrong)
         state, outbox = step(ctx, state, [Envelope(MALLORY, create)], float(number))
         assert state.counters["dropped:shape-mismatch"] == number
+    return ctx, state, outbox
+
+
+def test_updates_failing_the_groups_shapes_are_strikes_and_two_get_the_sender_blocked() -> None:
+    _, state, outbox = owner_sent_two_misshapen_updates()
     assert MALLORY in state.blocked
     assert ledger_of(state).record(MALLORY).strikes == 2
     kinds = sorted(m.activity_type for m in outbox)
     assert kinds == ["Block", "Remove"]  # the owner drops it from the group; no one else to flag to
+
+
+def test_after_the_appeal_window_the_block_is_lifted_with_undo_and_recorded() -> None:
+    ctx, state, _ = owner_sent_two_misshapen_updates(appeal_window=10.0)
+    assert ctx.defence is not None and state.membership is not None
+    base = {k: v for k, v in state.weights.items() if k.startswith("artist_")}
+    state, sent, _ = ctx.defence.screen(ctx, state, {}, base, 11.0)
+    assert MALLORY in state.blocked and sent == []  # blocked at 2.0: the window ends at 12.0
+    state, sent, _ = ctx.defence.screen(ctx, state, {}, base, 12.0)
+    assert MALLORY not in state.blocked and not next(iter(state.owned.values())).blocked
+    assert [(m.activity_type, m.to) for m in sent] == [("Undo", (MALLORY,))]
+    assert [e.kind for e in ledger_of(state).history] == ["block", "unblock"]
