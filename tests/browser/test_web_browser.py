@@ -142,3 +142,24 @@ def test_pages_pass_axe_accessibility_checks(page, world) -> None:
         result = axe.run(page)
         found[url] = [(v["id"], v["impact"], v["help"]) for v in result.response["violations"]]
     assert found == {url: [] for url in pages}
+
+
+def test_suggestions_work_from_the_keyboard(page, world) -> None:
+    first, second = world.artist_names[20], world.artist_names[21]
+    page.goto(world.url(world.a, "/"))
+    field = page.get_by_label("Artists you like")
+    for artist in (first, second):
+        field.press_sequentially(artist[:5].lower(), delay=30)
+        page.get_by_role("option", name=artist, exact=True).wait_for()
+        page.wait_for_load_state("networkidle")  # the last keystroke's suggestions have arrived
+        suggestions = page.locator("#artist-suggestions [role=option]")
+        names = suggestions.all_inner_texts()
+        for _ in range(names.index(artist) + 1):
+            field.press("ArrowDown")
+        assert suggestions.nth(names.index(artist)).get_attribute("aria-selected") == "true"
+        field.press("Enter")  # picks the suggestion; it does not submit the form
+    assert field.input_value() == f"{first}, {second}, "
+    field.press("Escape")
+    field.press("Enter")  # now the form is sent
+    page.wait_for_url(re.compile(r"/recommend\?"))
+    assert f"{first}, {second}" in page.locator("#answer-title").inner_text()

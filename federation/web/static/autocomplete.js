@@ -34,6 +34,8 @@
     if (options[index]) input.setAttribute("aria-activedescendant", options[index].id);
   };
   const show = (names) => {
+    // A late answer must not move the highlight away from the name the person has arrowed to.
+    const highlighted = active >= 0 ? list.querySelectorAll("[role=option]")[active]?.textContent : null;
     list.innerHTML = "";
     names.forEach((name, i) => {
       const option = document.createElement("li");
@@ -47,6 +49,7 @@
     list.hidden = names.length === 0;
     input.setAttribute("aria-expanded", String(names.length > 0));
     active = -1;
+    if (highlighted != null && names.includes(highlighted)) highlight(names.indexOf(highlighted));
   };
   const suggest = async () => {
     const typed = parts()[1].trim();
