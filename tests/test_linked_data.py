@@ -254,6 +254,24 @@ def test_unknown_iris_are_404(world: World) -> None:
     base = world.hosts[0].runtime.config.base_url
     assert _get(f"{base}/nodes/ada/snapshots/{'0' * 64}", "text/turtle").status_code == 404
     assert _get(f"{base}/no/such/thing").status_code == 404
+    assert _get(f"{base}/nodes/ada/a%20b%22c", "text/turtle").status_code == 404  # not even an IRI
+
+
+@pytest.mark.slow
+def test_public_graph_iris_dereference_and_the_private_one_does_not(world: World) -> None:
+    ada = next(n for n in world.nodes if n.endswith("/nodes/ada"))
+    models = _get(f"{ada}/graphs/models", "text/turtle")
+    assert models.status_code == 200
+    graph = _parse(models, f"{ada}/graphs/models")
+    assert graph.value(URIRef(f"{ada}/graphs/models"), VOID.sparqlEndpoint) == URIRef(f"{ada}/sparql")
+    assert {str(s) for s in graph.subjects(RDF.type, SPORE.ModelSnapshot)} == {
+        s for s in world.snapshots if s.startswith(ada)
+    }
+    assert _get(f"{ada}/graphs/private", "text/turtle").status_code == 404
+    # The service description names the graphs; each of those names now leads somewhere.
+    sd = Graph().parse(data=_get(f"{ada}/sparql", "text/turtle").text, format="turtle")
+    for name in sd.objects(None, SD.name):
+        assert _get(str(name), "text/turtle").status_code == 200, name
 
 
 @pytest.mark.slow

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pyoxigraph import NamedNode, Quad, Triple
+from pyoxigraph import Literal, NamedNode, Quad, Triple
 
 import queries
 from knowledge.graphs import PUBLIC_KINDS, graph_iri
 from knowledge.store import KnowledgeStore
 
-__all__ = ["public_graphs", "describe", "as_triples"]
+__all__ = ["public_graphs", "describe", "describe_graph", "as_triples", "GRAPH_DUMP_LIMIT"]
 
 
 def public_graphs(node_ids: Iterable[str]) -> list[NamedNode]:
@@ -39,6 +39,32 @@ def describe(store: KnowledgeStore, iri: str, graphs: Sequence[NamedNode]) -> li
         )
         found.update(dict.fromkeys(result))  # type: ignore[arg-type]
     return list(found)
+
+
+GRAPH_DUMP_LIMIT = 20_000
+"""A public graph up to this many triples dereferences to its contents; a larger one (a catalogue of a
+million triples) to its description only, which names the SPARQL endpoint to query it with."""
+_XSD_INTEGER = NamedNode("http://www.w3.org/2001/XMLSchema#integer")
+_RDF_TYPE = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_VOID = "http://rdfs.org/ns/void#"
+
+
+def describe_graph(store: KnowledgeStore, graph: NamedNode, endpoint: str) -> list[Triple]:
+    """A node's public graph as linked data: what it is (VoID) and, when small enough, what it holds.
+
+    The graph names that a SPARQL Service Description lists then lead somewhere for a crawler.
+    """
+    size = store.count(graph)
+    triples = [
+        Triple(graph, _RDF_TYPE, NamedNode(_VOID + "Dataset")),
+        Triple(graph, _RDF_TYPE, NamedNode("http://www.w3.org/ns/sparql-service-description#Graph")),
+        Triple(graph, NamedNode(_VOID + "triples"), Literal(str(size), datatype=_XSD_INTEGER)),
+        Triple(graph, NamedNode(_VOID + "sparqlEndpoint"), NamedNode(endpoint)),
+    ]
+    if 0 < size <= GRAPH_DUMP_LIMIT:
+        contents = store.query("CONSTRUCT WHERE { ?s ?p ?o }", default_graph=[graph], named_graphs=[graph])
+        triples += list(contents)  # type: ignore[arg-type]
+    return triples
 
 
 def as_triples(quads: Iterable[Quad | Triple]) -> list[Triple]:

@@ -26,7 +26,7 @@ from pyoxigraph import NamedNode, Triple
 import ontology
 import queries
 from federation.jsonld import to_quads
-from federation.linked_data.describe import as_triples, describe, public_graphs
+from federation.linked_data.describe import as_triples, describe, describe_graph, public_graphs
 from federation.linked_data.html import W3ID_BASE, local_href, render_resource_page
 from federation.linked_data.negotiation import Representation, choose, not_acceptable_message
 from federation.linked_data.ontology_page import ontology_html, ontology_triples, ontology_turtle
@@ -150,7 +150,14 @@ class LinkedData:
         """
         path = request.url.path
         for iri in (self.base_url + path, W3ID_BASE + path.lstrip("/")):
+            try:
+                NamedNode(iri)
+            except ValueError:  # a path no IRI can have (a space, a quote): nobody minted it
+                return None
             triples = await self.description(iri)
+            if NamedNode(iri) in self.graphs and self.store is not None:
+                endpoint = iri.rsplit("/graphs/", 1)[0] + "/sparql"
+                triples += await asyncio.to_thread(describe_graph, self.store, NamedNode(iri), endpoint)
             if triples:
                 if request.method not in ("GET", "HEAD"):
                     return PlainTextResponse(
