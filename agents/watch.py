@@ -51,7 +51,7 @@ class HostStatus:
     nodes: tuple[str, ...]
     grouped: int  # nodes that are members of a learning group
     groups: frozenset[str]  # learning-group IRIs (or names) the host's nodes are members of
-    round: int
+    round: int | None  # the slowest node's round among those in a group; None when none is
     recall_at_20: float | None  # mean over the nodes that have been evaluated
     activities: int  # activities published by the host's actors
     delivery_queue: int
@@ -101,7 +101,7 @@ def parse_status(url: str, document: Mapping[str, Any], metrics: Mapping[str, fl
         nodes=tuple(str(record.get("name", "?")) for record in nodes),
         grouped=len(memberships),
         groups=frozenset(memberships),
-        round=min(rounds, default=0),
+        round=min(rounds, default=None),
         recall_at_20=sum(recalls) / len(recalls) if recalls else None,
         activities=int(metrics.get("spore_activities_published_total", 0)),
         delivery_queue=int(metrics.get("spore_delivery_queue_length", 0)),
@@ -167,7 +167,8 @@ def summarise(results: Iterable[HostStatus | Unreachable]) -> Summary:
         nodes=sum(len(host.nodes) for host in up),
         grouped=sum(host.grouped for host in up),
         groups=len(frozenset().union(*(host.groups for host in up))) if up else 0,
-        round=min((host.round for host in up), default=0),
+        # A node out of every group (not yet joined, or blocked by its peers) holds no round back.
+        round=min((host.round for host in up if host.round is not None), default=0),
         recall_at_20=sum(value * count for value, count in recalls) / weight if weight else None,
         activities=sum(host.activities for host in up),
         delivery_queue=sum(host.delivery_queue for host in up),
@@ -203,7 +204,7 @@ def status_rows(results: Iterable[HostStatus | Unreachable]) -> list[tuple[str, 
                 str(len(result.nodes)),
                 str(result.grouped),
                 str(len(result.groups)),
-                str(result.round),
+                "-" if result.round is None else str(result.round),
                 _recall_text(result.recall_at_20),
                 str(result.activities),
                 str(result.delivery_queue),

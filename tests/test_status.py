@@ -54,7 +54,10 @@ def test_parse_status_takes_the_slowest_round_and_the_mean_recall() -> None:
 
 def test_parse_status_of_a_host_that_has_not_started() -> None:
     status = watch.parse_status("u", {"nodes": [node("a", None, None, None)], "round": None}, {})
-    assert status.round == 0 and status.recall_at_20 is None and status.groups == frozenset()
+    assert status.round is None and status.recall_at_20 is None and status.groups == frozenset()
+    # A host whose nodes are in no group (e.g. blocked by their peers) does not hold the round back.
+    others = watch.HostStatus("h2", ("b",), 1, frozenset({G_JAZZ}), 5, 0.2, 3, 0)
+    assert watch.summarise([status, others]).round == 5
 
 
 def test_summary_counts_groups_across_hosts_once_and_weights_recall_by_nodes() -> None:
