@@ -243,8 +243,10 @@ def _observe(run: ByzantineRun, limit: float, rounds: int) -> dict[str, Any]:
                 blocked_round[attacker] = max(states[j].rounds_done for j in judges)
         if all(states[a].rounds_done >= rounds for a in run.honest):
             break
-    final = {a: dict(sim.state(a).last_round.metrics) if sim.state(a).last_round else {} for a in run.honest}
-    recalls = {a: m[RECALL] for a, m in final.items() if RECALL in m}
+    records = {a: sim.state(a).last_round for a in run.honest}
+    recalls = {
+        a: dict(r.metrics)[RECALL] for a, r in records.items() if r is not None and RECALL in dict(r.metrics)
+    }
     return {
         "honest_recall": sum(recalls.values()) / max(1, len(recalls)),
         "recall_by_node": recalls,

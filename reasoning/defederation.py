@@ -261,14 +261,14 @@ def record_screening(
             accusations.append(accusation)
             blocks.append(block)
         else:
-            ledger, block = _decide_on_hearsay(ledger, policy, peer, now)
-            if block is not None:
-                blocks.append(block)
+            ledger, hearsay = _decide_on_hearsay(ledger, policy, peer, now)
+            if hearsay is not None:
+                blocks.append(hearsay)
     # Clean rounds raise accusers' standing, so accusations that did not count yet may count now.
     for accused in sorted(ledger.received):
-        ledger, block = _decide_on_hearsay(ledger, policy, accused, now)
-        if block is not None:
-            blocks.append(block)
+        ledger, hearsay = _decide_on_hearsay(ledger, policy, accused, now)
+        if hearsay is not None:
+            blocks.append(hearsay)
     return ledger, accusations, blocks
 
 

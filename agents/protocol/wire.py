@@ -247,7 +247,7 @@ def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
     elif isinstance(message, Block):
         activity.update(object=message.blocked, summary=message.reason)
     elif isinstance(message, Undo):
-        block = {"id": message.block.id, "type": "Block", "actor": message.block.actor}
+        block: dict[str, Any] = {"id": message.block.id, "type": "Block", "actor": message.block.actor}
         block.update(to=list(message.block.to), object=message.block.blocked, summary=message.block.reason)
         activity.update(object=block, summary=message.reason)
     else:
