@@ -273,7 +273,7 @@ def test_the_policy_comes_from_the_blueprint_and_the_shapes_check_its_new_settin
 def test_nodes_served_from_a_blueprint_read_their_defederation_policy_from_it() -> None:
     from pathlib import Path
 
-    from agents.node_setup import read_blueprint
+    from agents.node_blueprint import read_blueprint
 
     shipped = Path(__file__).parent.parent / "examples" / "blueprints" / "jazz_explorer.ttl"
     policy = read_blueprint(shipped).defederation
