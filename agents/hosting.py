@@ -42,6 +42,8 @@ from federation.config import HostConfig, NodeSpec
 from federation.host import RunningHost, bind_loopback, build_host
 from federation.runtime import HostRuntime
 from federation.vocab import origin_of, same_origin
+from reasoning.accusations import record_ledger
+from reasoning.defederation import Ledger
 
 __all__ = ["HostOptions", "NodeHost", "attach_nodes", "sender_allowed", "start_fungus_host"]
 
@@ -272,6 +274,12 @@ class NodeHost:
             directory = self.options.checkpoint_dir / node.name
             await asyncio.get_running_loop().run_in_executor(
                 self._executor, save_checkpoint, node.state, directory
+            )
+        ledger = node.state.defence
+        if node.graphs is not None and isinstance(ledger, Ledger) and (ledger.history or ledger.received):
+            # Accusations, blocks and lifts are public linked data in the node's graphs (issue 6).
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, record_ledger, node.graphs.store, ledger
             )
         if self.on_round is not None:
             self.on_round(line)
