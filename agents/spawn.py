@@ -115,7 +115,8 @@ def plan_spawn(
     """
     cap = max_children(source, parent)
     if children >= cap:
-        why = f"the parent has {children} children and its policy allows {cap} (spore:maxChildren)"
+        noun = "child" if children == 1 else "children"
+        why = f"the parent has {children} {noun} and its policy allows {cap} (spore:maxChildren)"
         return SpawnOutcome(parent, False, why)
     if host_nodes >= max_nodes_per_host:
         why = f"the host serves {host_nodes} nodes, its cap is {max_nodes_per_host}"

@@ -247,7 +247,8 @@ def record_screening(
             links = tuple(dict.fromkeys(link for e in items for link in e.artifacts)) or (
                 f"{peer}#round-{round_number}",
             )
-            explanation = f"{peer} failed this node's screening in {record.strikes} rounds: {worst.detail}"
+            rounds = "round" if record.strikes == 1 else "rounds"
+            explanation = f"{peer} failed this node's screening in {record.strikes} {rounds}: {worst.detail}"
             ident = (accusation_id or {}).get(
                 peer, f"{ledger.me}/accusations/{len(ledger.accused_by_me) + 1}"
             )

@@ -123,7 +123,7 @@ def test_spawning_in_a_store_writes_the_child_records_the_decision_and_lineage_f
     decisions = to_rdflib(store, graph_iri(NamedNode(NODE), GraphKind.DECISIONS))
     explanations = sorted(str(o) for o in decisions.objects(None, SPORE.explanation))
     assert len(explanations) == 2
-    assert explanations[0].startswith("spawn refused: the parent has 1 children")
+    assert explanations[0].startswith("spawn refused: the parent has 1 child and")
     assert explanations[1].startswith("spawned ada_c1: ")
 
 
