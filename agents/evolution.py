@@ -9,9 +9,10 @@ mixes tastes. After every merged round a node writes what it knows into its grap
 * its own measurement: the group's model after one local epoch on its own listeners, Recall@20 on
   its validation listeners;
 * the claims of the other groups: each group's owner publishes the Recall@20 of its merged model;
-* its cross-checks: for the groups whose claim beats its own measurement (at most ``candidates``),
-  it takes the group's snapshot (the owner's shared weights), trains one local epoch from it with
-  its own listeners and measures it the same way. So own and candidate models are compared alike;
+* its cross-checks: for the groups whose claim beats its own merged model's Recall@20 (at most
+  ``candidates``), it takes the group's snapshot (the owner's shared weights), trains one local
+  epoch from it with its own listeners and measures it the same way. So own and candidate models
+  are compared alike;
 * the owners' blueprints, so that selection can adopt the blueprint behind a better model.
 
 The acts go through the protocol: a switch is ``leave()`` (Leave) then a seek of the new group's
@@ -100,6 +101,10 @@ class EvolutionResult:
     seconds: float = 0.0
     reasoning_seconds: float = 0.0
     passes: int = 0
+    store: EmbeddedStore | None = field(default=None, repr=False)
+    """Every node's graphs at the end (one host's store): decisions, evidence, blueprints."""
+    groups: dict[str, str | None] = field(default_factory=dict)
+    """The group each node trains with at the end (None while it is between groups)."""
 
     def summary(self) -> dict[str, Any]:
         values = sorted(self.final_recall.values())
@@ -294,7 +299,10 @@ class _World:
             )
             claims.append((value, other, owner, owner_snapshot))
         self.store.extend(quads)
-        tempting = sorted((c for c in claims if c[0] > own), reverse=True)[: self.settings.candidates]
+        # A claim is the Recall@20 of a merged model, so it is compared with the node's own merged
+        # model's figure; the cross-check then measures both models alike (one local epoch first).
+        merged = dict(state.last_round.metrics).get(RECALL, own)
+        tempting = sorted((c for c in claims if c[0] > merged), reverse=True)[: self.settings.candidates]
         for _, other, owner, owner_snapshot in tempting:
             weights = {**state.weights, **shared_part(self.simulator.state(owner).weights)}
             value = self.measure(actor, weights, round_number)
@@ -416,4 +424,11 @@ def run_evolution(
         seconds=time.perf_counter() - started,
         reasoning_seconds=world.reasoning_seconds,
         passes=world.passes,
+        store=world.store,
+        groups={
+            actor: (
+                state.membership.group.iri if (state := sim.state(actor)).membership is not None else None
+            )
+            for actor in world.actors
+        },
     )
