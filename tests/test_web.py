@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -113,7 +114,7 @@ def test_line_chart_draws_one_line_per_metric_and_escapes_names() -> None:
 
 def test_rows_become_snapshots_series_and_decisions() -> None:
     spore = str(SPORE)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"snapshot": "s2", "round": "2", "metric": spore + "Recall", "cutoff": 20, "value": 0.2},
         {"snapshot": "s2", "round": "2", "metric": spore + "NDCG", "cutoff": 20, "value": 0.1},
         {"snapshot": "s1", "round": None, "metric": spore + "Recall", "cutoff": 20, "value": 0.1},
@@ -210,11 +211,9 @@ def test_a_typo_gets_did_you_mean_links_that_work(world) -> None:
 def test_recommendation_rdf_is_at_its_iri(world) -> None:
     params = {"node": "alice", "artists": world.artist_names[0], "k": "7"}
     page = get(world, "/recommend", params=params)
-    iri = (
-        re.search(r"its IRI is this page's address: <code>([^<]*)</code>", page.text)
-        .group(1)
-        .replace("&amp;", "&")
-    )
+    found = re.search(r"its IRI is this page's address: <code>([^<]*)</code>", page.text)
+    assert found is not None
+    iri = found.group(1).replace("&amp;", "&")
     turtle = httpx.get(iri + "&format=turtle", timeout=30)
     assert turtle.headers["content-type"].startswith("text/turtle")
     graph = Graph().parse(data=turtle.text, format="turtle")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -66,14 +67,16 @@ def test_no_model_before_the_first_round_then_the_current_weights(node: FungusNo
     ]
     again = node.ctx.learner.train(trained, seed=2).weights
     node.state = replace(node.state, rounds_done=2, weights=again)
-    assert live().snapshot != model.snapshot  # a new round's weights, a new snapshot
+    rebuilt = live()
+    assert rebuilt is not None and rebuilt.snapshot != model.snapshot  # a new round's weights, a new snapshot
 
 
 def test_the_page_of_a_host_serves_its_nodes_models(node: FungusNode, tmp_path: Path) -> None:
+    assert node.graphs is not None
     config = HostConfig(base_url=BASE, data_dir=tmp_path, nodes=(NodeSpec("ada"),), allow_loopback=True)
     app = build_host(config, store=node.graphs.store)
-    reported: list[dict] = []
-    host = SimpleNamespace(nodes={node.actor: node}, on_round=reported.append)  # what NodeHost offers
+    reported: list[dict[str, Any]] = []
+    host: Any = SimpleNamespace(nodes={node.actor: node}, on_round=reported.append)  # what NodeHost offers
     serve_node_models(app, host)
     host.on_round({"node": "ada", "round": 1, "group": "#jazz", "metrics": {"recall@20": 0.25, "loss": 0.7}})
     assert reported and reported[0]["round"] == 1  # the host's own listener still hears it

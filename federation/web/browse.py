@@ -8,6 +8,7 @@ what the network view polls: this host's nodes, the groups they are in and those
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -54,12 +55,12 @@ def network(state: WebState) -> dict[str, Any]:
             add_node(member)
             edges.add((member, iri))
 
-    for name, actor in state.runtime.actors.nodes.items():
-        add_node(actor.id)
-        nodes[actor.id] |= {"local": True, "round": state.node_round(name)}
-        for group in state.groups_of(actor):
+    for name, local in state.runtime.actors.nodes.items():
+        add_node(local.id)
+        nodes[local.id] |= {"local": True, "round": state.node_round(name)}
+        for group in state.groups_of(local):
             add_group(group)
-            edges.add((actor.id, group))
+            edges.add((local.id, group))
     for iri in groups:
         if iri.startswith(base + "/"):
             add_group(iri)
@@ -71,7 +72,7 @@ def network(state: WebState) -> dict[str, Any]:
             add_node(actor)
             nodes[actor]["round"] = entry.get("round")
             current = entry.get("group")
-            if isinstance(current, dict) and current.get("iri"):
+            if isinstance(current, Mapping) and current.get("iri"):
                 add_group(current["iri"])
                 edges.add((actor, current["iri"]))
     rounds = [node["round"] for node in nodes.values() if node.get("round") is not None]

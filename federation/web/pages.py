@@ -29,7 +29,7 @@ def _chosen_node(state: WebState, requested: str | None) -> str | None:
     if requested:
         return requested
     with_model = [name for name in names if state.models.get(name) is not None]
-    return (with_model or names or [None])[0]
+    return (with_model or names)[0] if names else None
 
 
 def _form_context(state: WebState, node: str | None) -> dict[str, Any]:
@@ -42,14 +42,17 @@ def _form_context(state: WebState, node: str | None) -> dict[str, Any]:
         for name, actor in state.runtime.actors.nodes.items()
     ]
     model = state.models.get(node) if node else None
-    shown = model is not None and state.listeners_public
-    listeners = list(model.tensors.listeners[:LISTENERS_SHOWN]) if shown else []
+    listeners: list[str] = []
+    listener_count = 0
+    if model is not None and state.listeners_public:
+        listeners = list(model.tensors.listeners[:LISTENERS_SHOWN])
+        listener_count = model.tensors.num_listeners
     return {
         "nodes": nodes,
         "node": node,
         "model": model,
         "listeners": listeners,
-        "listener_count": model.tensors.num_listeners if shown else 0,
+        "listener_count": listener_count,
     }
 
 

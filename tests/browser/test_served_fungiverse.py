@@ -98,7 +98,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
                 break
             for process in processes:
                 if process.poll() is not None:
-                    pytest.fail(f"spore serve exited {process.returncode}: {process.stderr.read()[-2000:]}")
+                    _, err = process.communicate()
+                    pytest.fail(f"spore serve exited {process.returncode}: {err[-2000:]}")
             if time.monotonic() > deadline:
                 pytest.fail(f"the hosts did not merge a round in time: {statuses}")
             time.sleep(1)
@@ -116,7 +117,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
 def test_ask_a_served_node_and_follow_its_group_to_the_other_host(page, served, artifacts) -> None:
     first, second = served
-    name = next(node["name"] for node in _status(first)["nodes"])
+    status = _status(first)
+    assert status is not None
+    name = next(node["name"] for node in status["nodes"])
     artist = httpx.get(f"{first}/recommend/artists", params={"node": name, "q": "the"}).json()[1][0]
     page.goto(f"{first}/?node={name}")
     field = page.get_by_label("Artists you like")
