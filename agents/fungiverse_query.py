@@ -41,6 +41,12 @@ RESULTS_JSON = "application/sparql-results+json"
 N_TRIPLES = "application/n-triples"
 
 
+class RefusedQuery(click.ClickException):
+    """The endpoint found the query malformed or not allowed: exit status 2, as for a local query."""
+
+    exit_code = 2
+
+
 def report_lines(answered: list[str], failed: dict[str, str]) -> list[str]:
     """What stderr says about the peers: one line for who answered, one per peer that did not."""
     lines = [f"answered ({len(answered)}): {' '.join(answered) or 'nobody'}"]
@@ -73,7 +79,8 @@ def ask_endpoint(
         raise click.ClickException(f"cannot reach {endpoint}: {error}") from error
     if response.status_code != 200:
         message = response.text.strip().splitlines()[0] if response.text.strip() else ""
-        raise click.ClickException(f"{endpoint} answered {response.status_code}: {message}")
+        error = RefusedQuery if response.status_code == 400 else click.ClickException
+        raise error(f"{endpoint} answered {response.status_code}: {message}")
     answered = response.headers.get("spore-answered-by", "").split()
     failed: dict[str, str] = {}
     if accept == RESULTS_JSON:

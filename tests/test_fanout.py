@@ -184,6 +184,10 @@ def test_cli_fungiverse_through_an_endpoint(ld_world: World) -> None:
     document = json.loads(result.stdout)
     assert {r["node"]["value"] for r in document["results"]["bindings"]} >= {ada, _node(ld_world, "cy")}
     assert "answered (3)" in result.stderr
+    malformed = CliRunner().invoke(
+        main, ["query", "--fungiverse", "SELECT ?x {", "--endpoint", f"{ada}/sparql"]
+    )
+    assert malformed.exit_code == 2 and "400" in malformed.output
 
 
 @pytest.mark.slow
