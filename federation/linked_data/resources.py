@@ -25,7 +25,7 @@ from pyoxigraph import NamedNode, Triple
 
 import ontology
 import queries
-from federation.jsonld import to_quads
+from federation.jsonld import UnknownContext, to_quads
 from federation.linked_data.describe import as_triples, describe, describe_graph, public_graphs
 from federation.linked_data.html import W3ID_BASE, local_href, render_resource_page
 from federation.linked_data.negotiation import Representation, choose, not_acceptable_message
@@ -90,6 +90,7 @@ def render_html(request: Request, iri: str, triples: Sequence[Triple], base_url:
             graph.parse(data=serialise(triples, Representation.N_TRIPLES).decode(), format="nt")
         rendered = render_resource(request, iri, graph)
         if isinstance(rendered, Response):
+            rendered.headers["vary"] = "accept"
             return rendered
         if isinstance(rendered, str):
             return HTMLResponse(rendered, headers=VARY)
@@ -140,7 +141,11 @@ class LinkedData:
             return JSONResponse(document, media_type=representation.value, headers=headers)
         if representation is Representation.JSON_LD:
             return JSONResponse(document, media_type=AS2_LD, headers=headers)
-        triples = as_triples(to_quads(document)) + await self.description(iri)
+        try:
+            own = as_triples(to_quads(document))
+        except (UnknownContext, SyntaxError):  # a stored document our loader cannot expand
+            own = []
+        triples = own + await self.description(iri)
         return self.respond(request, iri, list(dict.fromkeys(triples)), representation)
 
     async def fallback(self, request: Request) -> Response | None:
