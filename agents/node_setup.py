@@ -16,11 +16,12 @@ data, the tensors are derived.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from pyoxigraph import NamedNode
+from pyoxigraph import NamedNode, RdfFormat
 
 from agents.node import FungusNode, founded_group, node_state
 from agents.node_blueprint import Blueprint, BlueprintError, read_blueprint
@@ -31,8 +32,8 @@ from agents.protocol.messages import shapes_of
 from agents.protocol.recommender import LightGCNLearner
 from knowledge.graphs import GraphKind, NodeGraphs
 from knowledge.music.corpus import MusicCorpus
-from knowledge.music.importer import import_corpus
-from knowledge.music.rdf import TargetGraphs, select_listeners
+from knowledge.music.rdf import catalogue_nquads, private_nquads, select_listeners
+from knowledge.store import EmbeddedStore
 from knowledge.store.base import KnowledgeStore
 from models.data import MusicTensors
 from models.graph import load_music_tensors
@@ -45,6 +46,7 @@ __all__ = [
     "NodeRoles",
     "RoundTiming",
     "assign_roles",
+    "CatalogueQuads",
     "build_node",
     "read_blueprint",
     "stable_seed",
@@ -99,14 +101,47 @@ class RoundTiming:
         return max(2.0, self.round_seconds)
 
 
+class CatalogueQuads:
+    """The catalogue's N-Quads, written once per host and relabelled for each node's graph.
+
+    Every node of a host holds the same catalogue in its own catalogue graph; writing its 200,000
+    lines (Last.fm-2k) in Python costs several times what loading them does, so it is done once.
+    """
+
+    def __init__(self, corpus: MusicCorpus) -> None:
+        self.corpus = corpus
+        self._quads: bytes | None = None
+        self._graph = ""
+
+    def for_graph(self, graph: str) -> bytes:
+        if self._quads is None:
+            self._graph = graph
+            self._quads = b"".join(chunk for _, chunk in catalogue_nquads(self.corpus, graph))
+        # The graph is the last term of every line, and no catalogue IRI is a node's graph IRI.
+        return self._quads.replace(f" <{self._graph}> .\n".encode(), f" <{graph}> .\n".encode())
+
+
+def _load(store: KnowledgeStore, quads: bytes) -> None:
+    if isinstance(store, EmbeddedStore):
+        # lenient: the music writer validated every IRI (as knowledge.music.importer does)
+        store.native.bulk_load(io.BytesIO(quads), RdfFormat.N_QUADS, lenient=True)
+    else:
+        store.load(quads, format=RdfFormat.N_QUADS)
+
+
 def node_tensors(
-    store: KnowledgeStore, corpus: MusicCorpus, actor: str, shard: tuple[int, int]
+    store: KnowledgeStore, catalogue: CatalogueQuads, actor: str, shard: tuple[int, int]
 ) -> MusicTensors:
-    """Import the node's catalogue and its shard of listeners (once), then read its tensors back."""
+    """Put the catalogue and the node's shard of listeners in its graphs (once), read its tensors back."""
     graphs = NodeGraphs(NamedNode(actor), store)
-    if store.count(graphs.graph(GraphKind.PRIVATE)) == 0:
-        listeners = select_listeners(corpus.listener_keys(), shard=shard)
-        import_corpus(store, corpus, TargetGraphs.for_node(actor), listeners=listeners)
+    private, public = graphs.graph(GraphKind.PRIVATE), graphs.graph(GraphKind.CATALOGUE)
+    if store.count(private) == 0:
+        listeners = select_listeners(catalogue.corpus.listener_keys(), shard=shard)
+        _load(
+            store, b"".join(chunk for _, chunk in private_nquads(catalogue.corpus, private.value, listeners))
+        )
+    if store.count(public) == 0:
+        _load(store, catalogue.for_graph(public.value))
     return load_music_tensors(store, actor)
 
 
@@ -115,7 +150,7 @@ def build_node(
     actor: str,
     *,
     store: KnowledgeStore,
-    corpus: MusicCorpus,
+    catalogue: CatalogueQuads,
     roles: NodeRoles,
     timing: RoundTiming,
 ) -> FungusNode:
@@ -124,7 +159,7 @@ def build_node(
     Matrix factorisation is LightGCN without propagation layers (BPR-MF); the knowledge-aware
     variant trains as plain LightGCN here, since the protocol has no learner for it yet.
     """
-    tensors = node_tensors(store, corpus, actor, roles.shard)
+    tensors = node_tensors(store, catalogue, actor, roles.shard)
     seed = stable_seed(blueprint.name)
     split = split_per_listener(tensors, PROTOCOL_80_20, seed)
     layers = 0 if blueprint.architecture == str(SPORE.MatrixFactorization) else blueprint.layers

@@ -160,7 +160,7 @@ def _run(
     # Imported once the data is read: torch and its geometric library take seconds to load.
     from agents.hosting import HostOptions, attach_nodes
     from agents.node import load_checkpoint
-    from agents.node_setup import NodeRoles, RoundTiming, assign_roles, build_node
+    from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, assign_roles, build_node
     from federation.config import HostConfig, NodeSpec
     from federation.host import build_host
     from knowledge.store import EmbeddedStore, StoreError
@@ -191,6 +191,7 @@ def _run(
     def build(known: dict[str, tuple[str, ...]]) -> list[Any]:
         """The nodes, once peers are known (roles depend on every known node); resumes checkpoints."""
         roles = assign_roles(known)
+        catalogue = CatalogueQuads(corpus)
         nodes = []
         for actor, blueprint in by_actor.items():
             checkpoint = load_checkpoint(checkpoints / blueprint.name)
@@ -199,7 +200,7 @@ def _run(
                 role = NodeRoles(founds=checkpoint.founded, shard=role.shard)
             start = checkpoint.round if checkpoint is not None else 0
             timing = RoundTiming(settings["round_seconds"], None if rounds is None else start + rounds)
-            node = build_node(blueprint, actor, store=store, corpus=corpus, roles=role, timing=timing)
+            node = build_node(blueprint, actor, store=store, catalogue=catalogue, roles=role, timing=timing)
             if checkpoint is not None:
                 node.state = checkpoint.resume(node.state)
             emit(
