@@ -212,8 +212,8 @@ class NodeHost:
                 await asyncio.wait_for(tracked.changed.wait(), timeout)
             tracked.changed.clear()
             wake = node.state.wakeup_at
-            if wake is not None and self.now() >= wake:
-                await self._step(node, [])
+            if wake is not None and self.now() >= wake and not await self._step(node, []):
+                await asyncio.sleep(1.0)  # the timer is still due: do not spin on a failing step
 
     async def deliver(self, actor: str, envelope: Envelope) -> None:
         """Hand one envelope to a local node (the transport's callback); lost while it is not up."""
@@ -229,13 +229,19 @@ class NodeHost:
     def _allowed(self, sender: str) -> bool:
         return sender_allowed(sender, self.runtime.config.domain, self.options.allow_peers)
 
-    async def _step(self, node: FungusNode, inbox: list[Envelope]) -> None:
+    async def _step(self, node: FungusNode, inbox: list[Envelope]) -> bool:
+        """Step ``node`` with ``inbox`` now and send its outbox; False when the step raised."""
         tracked = self._tracked[node.actor]
         loop = asyncio.get_running_loop()
         async with tracked.lock:
             now = self.now()
             started = time.perf_counter()
-            outbox = await loop.run_in_executor(self._executor, node.step, inbox, now)
+            try:
+                outbox = await loop.run_in_executor(self._executor, node.step, inbox, now)
+            except Exception:  # the node keeps its last state; the host and its other nodes go on
+                log.exception("a step of node %s failed", node.name)
+                self.transport.count("failed-steps")
+                return False
             self.runtime.metrics.trained(node.name, time.perf_counter() - started)
             for message in outbox:
                 try:
@@ -244,6 +250,7 @@ class NodeHost:
                     log.exception("sending %s from %s failed", message.id, node.name)
             await self._after_step(node, tracked)
         tracked.changed.set()
+        return True
 
     async def _after_step(self, node: FungusNode, tracked: _Tracked) -> None:
         record = node.state.last_round

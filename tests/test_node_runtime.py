@@ -231,3 +231,28 @@ def test_a_live_host_serves_status_and_artifacts_and_counts_undecodable_updates(
     finally:
         peer.stop()
         host.stop()
+
+
+class BrokenLearner(LinearLearner):
+    def train(self, weights, *, seed):  # type: ignore[no-untyped-def]
+        raise RuntimeError("out of memory")
+
+
+@pytest.mark.slow
+def test_a_failing_step_is_logged_and_counted_and_the_host_goes_on(tmp_path: Path) -> None:
+    def make(base: str) -> list[FungusNode]:
+        node = linear_node(f"{base}/nodes/owner", "owner", found=True)
+        learner = BrokenLearner(node.ctx.learner.features, node.ctx.learner.targets)
+        node.ctx = NodeContext(learner=learner, train_seconds=0.1, max_rounds=2)
+        return [node]
+
+    host, nodes = start_fungus_host(tmp_path / "a", make)
+    try:
+        deadline = time.monotonic() + 20
+        while nodes.transport.stats.get("failed-steps", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert nodes.transport.stats["failed-steps"] >= 2  # retried, not spinning, not dead
+        status = httpx.get(f"{host.runtime.config.base_url}/status").json()
+        assert status["transport"]["failed-steps"] >= 2 and status["nodes"][0]["rounds_done"] == 0
+    finally:
+        host.stop()
