@@ -138,3 +138,38 @@ def test_two_hosts_form_a_group_across_hosts_train_and_resume(tmp_path: Path) ->
     assert resumed[founders[0]]["founds"] == "#jazz"
     again = [line for line in second if line["event"] == "round"]
     assert sorted((line["node"], line["round"]) for line in again) == sorted((name, 2) for name in resumed)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_host_cleanly_after_its_checkpoint(tmp_path: Path) -> None:
+    import queue
+    import signal
+    import threading
+
+    blueprint = write_blueprint(tmp_path, "solo")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agents", "serve", str(blueprint), "--port", str(free_port())]
+        + ["--data-dir", str(tmp_path / "host"), "--synth", "--round-seconds", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader.start()
+    try:
+        while json.loads(lines.get(timeout=120)).get("event") != "round":
+            pass
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        reader.join(timeout=10)  # everything the host printed before exiting
+    finally:
+        if process.poll() is None:
+            process.kill()
+    rest = []
+    while not lines.empty():
+        rest.append(json.loads(lines.get()))
+    assert rest[-1]["event"] == "stopped" and rest[-1]["signal"] == "SIGTERM"
+    assert (tmp_path / "host" / "nodes" / "solo" / "checkpoint.json").is_file()
