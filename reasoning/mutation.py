@@ -298,7 +298,7 @@ def write_blueprint(store: KnowledgeStore, node: str, graph: Graph, blueprint: U
 def _label(row: RuleRow) -> str:
     if flag(row, "own"):
         return "my blueprint"
-    return "my previous blueprint" if flag(row, "previous") else "a peer's blueprint"
+    return "an earlier blueprint of mine" if flag(row, "previous") else "a peer's blueprint"
 
 
 @dataclass(frozen=True)
@@ -373,8 +373,8 @@ def decide_mutation(
     write_blueprint(store, node, mutant.graph, child)
     if adopted and flag(winner, "previous"):
         explanation = (
-            f"Returned to my previous blueprint, which reached {chosen.score:.3f} {what} when I left it "
-            f"vs my {number(own, 'recent'):.3f} now, mutated ({changed}): {reason}."
+            f"Returned to an earlier blueprint of mine, which reached {chosen.score:.3f} {what} when I "
+            f"left it vs my {number(own, 'recent'):.3f} now, mutated ({changed}): {reason}."
         )
     elif adopted:
         explanation = (

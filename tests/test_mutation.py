@@ -186,7 +186,7 @@ def test_a_revision_that_made_things_worse_is_undone_from_its_parent() -> None:
 
     assert undo.adopted == w.blueprint and undo.blueprint is not None and undo.mutant is not None
     assert (undo.blueprint, PROV.wasRevisionOf, URIRef(w.blueprint)) in undo.mutant.graph
-    assert undo.decision is not None and undo.decision.explanation.startswith("Returned to my previous")
+    assert undo.decision is not None and undo.decision.explanation.startswith("Returned to an earlier")
     assert first.decision is not None and first.decision.iri in undo.decision.evidence
 
 
@@ -201,3 +201,23 @@ def test_operators_are_read_from_whatever_ontology_declares_them() -> None:
     [loaded] = load_operators(ontology)
 
     assert loaded == Operator(str(operator), SPORE.learningRate, None, Decimal("0.5"), Decimal(10), None, ())
+
+
+def test_after_two_bad_revisions_the_best_earlier_blueprint_wins() -> None:
+    w = world(stagnation=3)
+    flat_then_stuck(w, 6)  # the original reached 0.2
+    assert decide_mutation(w.store, w.node, round_number=6, now=NOW, rng=random.Random(1)).blueprint
+    for r in (7, 8, 9):
+        w.measure(GROUP_A, r, 0.195)  # a little worse, within the margin: no undo, another mutation
+    second = decide_mutation(w.store, w.node, round_number=9, now=NOW, rng=random.Random(2))
+    assert second.adopted is None and second.blueprint is not None
+    for r in (10, 11, 12):
+        w.measure(GROUP_A, r, 0.1)
+
+    undo = decide_mutation(w.store, w.node, round_number=12, now=NOW, rng=random.Random(3))
+
+    assert undo.adopted == w.blueprint  # the grandparent (0.2) beats the parent (0.195)
+    assert undo.decision is not None and {o.target for o in undo.decision.options} >= {
+        w.blueprint,
+        f"{w.node}/blueprints/6",
+    }
