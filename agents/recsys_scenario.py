@@ -110,9 +110,9 @@ def taste_communities(
     generator = torch.Generator().manual_seed(seed)
     centroids = rows[torch.randperm(num_listeners, generator=generator)[:k]].clone()
     labels = torch.zeros(num_listeners, dtype=torch.long)
-    for _ in range(50):
+    for iteration in range(50):
         new = (rows @ centroids.T).argmax(dim=1)
-        if bool((new == labels).all()) and _ > 0:
+        if iteration > 0 and bool((new == labels).all()):
             break
         labels = new
         for c in range(k):
