@@ -83,8 +83,14 @@ function request()
    end
    local raw = requests[next_index]
    if raw == nil then
+      -- Out of distinct activities. On the inbox (SPORE_STOP_WHEN_DONE=1) stop this thread rather
+      -- than replay ids, which the inbox answers cheaply as duplicates (wrk still reports the full
+      -- duration); other endpoints do not care about ids and get replays. Counted either way.
       exhausted = exhausted + 1
-      raw = requests[#requests] -- a replay: answered 202 "duplicate"; counted so the run is flagged
+      if os.getenv("SPORE_STOP_WHEN_DONE") == "1" then
+         wrk.thread:stop()
+      end
+      raw = requests[#requests]
    else
       next_index = next_index + 1
    end
