@@ -1,9 +1,9 @@
 """The model side of asking a node from the Fediverse: a node's latest snapshot as an ArtistRecommender.
 
-:mod:`federation.mentions` parses asks and writes replies without knowing about torch; this module
-gives it what a node knows: the catalogue's names (:class:`knowledge.music.names.NameIndex`) and a
-:class:`models.recommend.RecommendationEngine` over the newest snapshot the node has saved, reloaded
-when a newer one appears, so a reply always comes from the model the node has now.
+:mod:`federation.mentions` and :mod:`federation.answering` read asks and write replies without torch;
+this module gives them what a node knows: the catalogue's names (:class:`knowledge.music.names.NameIndex`)
+and a :class:`models.recommend.RecommendationEngine` over the newest snapshot the node has saved,
+reloaded when a newer one appears, so a reply always comes from the model the node has now.
 """
 
 from __future__ import annotations

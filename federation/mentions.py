@@ -7,10 +7,11 @@ its recommendations and links to the ``spore:Recommendation`` it stored as RDF i
 graph. Unknown artists get "did you mean" suggestions, not silence; a flood of asks from one account
 gets one polite reply and then nothing until its bucket refills.
 
-The parsing and the reply are pure functions (:func:`parse_ask`, :func:`resolve_names`,
-:func:`reply_html`, :func:`reply_note`); :class:`AskingService` does the I/O at the edges and is
-hooked into the inbox worker with :func:`install_asking`. The model side is any
-:class:`ArtistRecommender` (``agents.asking.SnapshotRecommender`` serves a node's latest snapshot).
+This module holds the pure part: reading the ask (:func:`parse_ask`), matching names
+(:func:`resolve_names`) and writing the reply (:func:`reply_html`, :func:`reply_note`).
+:mod:`federation.answering` does the I/O and is hooked into the inbox worker with
+``install_asking``. The model side is any :class:`ArtistRecommender`
+(``agents.asking.SnapshotRecommender`` serves a node's latest snapshot).
 """
 
 from __future__ import annotations
@@ -19,33 +20,26 @@ import html
 import logging
 import re
 import urllib.parse
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import nh3
-import pyoxigraph as ox
 
 from federation.actors import LocalActor
-from federation.jsonld import OBJECT_CONTEXT
-from federation.keyring import actor_endpoints
-from federation.processing import FetchActor, QuadSink
-from federation.ratelimit import RateLimiter
-from federation.vocab import PUBLIC, ActivityType, ActorType, id_of, ids_of, types_of
-from knowledge.graphs import GraphKind, graph_iri
+from federation.vocab import PUBLIC, id_of, ids_of, types_of
 from knowledge.music.names import NameIndex
-
-if TYPE_CHECKING:
-    from federation.runtime import HostRuntime
 
 __all__ = [
     "Ask",
+    "Asker",
     "ArtistRecommender",
-    "AskingService",
+    "Matched",
     "Ranked",
     "Resolved",
-    "install_asking",
+    "asker_card",
+    "describe_url",
+    "mention_html",
     "note_text",
     "parse_ask",
     "reply_html",
@@ -68,7 +62,6 @@ _URL = re.compile(r"https?://\S+")
 _SEPARATORS = re.compile(r"[,;\n]+|\s+/\s+")
 _BREAKS = re.compile(r"<br\s*/?>|</p>|</li>", re.IGNORECASE)
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb "
-_BOT_TYPES = frozenset({ActorType.SERVICE, ActorType.APPLICATION})
 
 
 # -- reading the ask ------------------------------------------------------------------------------
@@ -246,6 +239,8 @@ def asker_card(document: Mapping[str, Any]) -> Asker:
     username = str(document.get("preferredUsername") or actor_id.rstrip("/").rsplit("/", 1)[-1])
     domain = urllib.parse.urlsplit(actor_id).netloc
     url = id_of(document.get("url")) or actor_id
+    if not url.startswith(("https://", "http://")):
+        url = actor_id  # a peer's "url" goes into our HTML: no javascript: or data: links
     return Asker(actor_id, f"@{username}@{domain}", username, url)
 
 
@@ -329,175 +324,3 @@ def describe_url(node: LocalActor, iri: str) -> str:
         f"{{ <{iri}> <https://schema.org/itemListElement> ?s . ?s ?p ?o }} }}"
     )
     return f"{node.id}/sparql?" + urllib.parse.urlencode({"query": query})
-
-
-# -- the service ------------------------------------------------------------------------------------
-
-
-Recommenders = Callable[[str], ArtistRecommender | None]
-
-
-class AskingService:
-    """Answers asks: parse, rate-limit, match, recommend, store the RDF, reply."""
-
-    def __init__(
-        self,
-        *,
-        nodes: Sequence[LocalActor],
-        outbox: Any,  # federation.outbox.Outbox
-        store: QuadSink,
-        fetch_actor: FetchActor,
-        clock: Callable[[], float],
-        recommenders: Recommenders,
-        hashtags: Mapping[str, str] | None = None,
-        k: int = 10,
-        asks_per_minute: float = 3.0,
-        burst: float = 3.0,
-        cooldown_seconds: float = 300.0,
-    ) -> None:
-        self.nodes = list(nodes)
-        self.outbox = outbox
-        self.store = store
-        self.fetch_actor = fetch_actor
-        self.clock = clock
-        self.recommenders = recommenders
-        self.hashtags = dict(hashtags or {})
-        self.k = k
-        self.limiter = RateLimiter(rate=asks_per_minute / 60.0, burst=burst, clock=clock)
-        self.cooldown_seconds = cooldown_seconds
-        self._told_to_wait: dict[str, float] = {}  # asker -> when we last said "please wait"
-        self.answered = 0
-
-    async def on_create(
-        self, activity: Mapping[str, Any], actor: str, actor_document: Mapping[str, Any] | None
-    ) -> None:
-        """Inbox hook for a verified ``Create``: answer every ask the Note makes of a local node."""
-        note = activity.get("object")
-        if not isinstance(note, dict) or ActivityType.CREATE not in types_of(activity):
-            return
-        asks = parse_ask(note, actor, self.nodes, self.hashtags)
-        if not asks:
-            return
-        document = actor_document if actor_document is not None else await self.fetch_actor(actor)
-        if types_of(document) & _BOT_TYPES:
-            return  # bots never ask bots: two nodes answering each other would never stop
-        inbox, shared = actor_endpoints(dict(document))
-        if inbox is None:
-            log.warning("cannot answer %s: its actor has no inbox", actor)
-            return
-        asker = asker_card(document)
-        for ask in asks:
-            if not self.limiter.allow(actor):
-                if self.clock() - self._told_to_wait.get(actor, float("-inf")) >= self.cooldown_seconds:
-                    self._told_to_wait[actor] = self.clock()
-                    await self._reply(ask, asker, shared or inbox, self._slow_down())
-                else:
-                    log.info("ask from %s dropped: over its rate limit", actor)
-                continue
-            await self._answer(ask, asker, shared or inbox)
-
-    def _usage(self, node: LocalActor) -> str:
-        return (
-            "Tell me artists you like and I will suggest others, for example: "
-            f"\u201c@{node.name} recommend Radiohead, Portishead\u201d."
-        )
-
-    def _slow_down(self) -> str:
-        return (
-            "You have asked me several times in a short while. I will answer again in a few minutes; "
-            "thank you for your patience!"
-        )
-
-    async def _answer(self, ask: Ask, asker: Asker, inbox: str) -> None:
-        if not ask.names:
-            await self._reply(ask, asker, inbox, self._usage(ask.node))
-            return
-        recommender = self.recommenders(ask.node.name)
-        if recommender is None:
-            await self._reply(ask, asker, inbox, "I have no trained model yet; please ask me again later.")
-            return
-        resolved = resolve_names(ask.names, recommender.names)
-        ranked: Sequence[Ranked] = []
-        recommendation = rdf_url = None
-        attachments: list[dict[str, Any]] = []
-        if resolved.matched:
-            ranked = recommender.recommend([m.iri for m in resolved.matched], self.k)
-        if ranked:
-            recommendation = f"{ask.node.id}/recommendations/{uuid.uuid4().hex}"
-            rdf_url = describe_url(ask.node, recommendation)
-            self.store.extend(
-                recommendation_quads(
-                    ranked, node=ask.node, iri=recommendation, snapshot=recommender.snapshot, matched=resolved
-                )
-            )
-            attachments = [
-                {"type": "Link", "href": recommendation, "name": "spore:Recommendation"},
-                {"type": "Link", "href": rdf_url, "mediaType": "text/turtle", "name": "RDF (Turtle)"},
-            ]
-        content = reply_html(asker, resolved, ranked, recommendation=recommendation)
-        self._send(ask, asker, inbox, content, attachments)
-
-    async def _reply(self, ask: Ask, asker: Asker, inbox: str, text: str) -> None:
-        self._send(ask, asker, inbox, f"<p>{mention_html(asker)} {html.escape(text)}</p>", [])
-
-    def _send(
-        self, ask: Ask, asker: Asker, inbox: str, content: str, attachments: list[dict[str, Any]]
-    ) -> None:
-        note_id = self.outbox.mint("objects")
-        published = self.outbox.published()
-        note = reply_note(
-            note_id=note_id,
-            node=ask.node,
-            asker=asker,
-            in_reply_to=ask.note_id,
-            content=content,
-            published=published,
-            attachments=attachments,
-        )
-        create = self.outbox.activity(
-            ask.node,
-            ActivityType.CREATE,
-            note,
-            context=OBJECT_CONTEXT,
-            to=note["to"],
-            cc=note["cc"],
-            published=published,
-        )
-        self.outbox.check_outgoing(create)
-        self.outbox.state.put_object(note_id, ask.node.id, {"@context": OBJECT_CONTEXT, **note})
-        self.outbox.send(ask.node, create, [inbox])
-        self.answered += 1
-
-
-def recommendation_quads(
-    ranked: Sequence[Ranked], *, node: LocalActor, iri: str, snapshot: str, matched: Resolved
-) -> list[ox.Quad]:
-    """The ``spore:Recommendation`` as quads in the node's public models graph."""
-    from rdflib import URIRef
-
-    from models.recommend import recommendation_graph
-
-    graph, _ = recommendation_graph(
-        list(ranked),  # type: ignore[arg-type]  # Ranked has the fields RankedArtist's reader uses
-        made_with=URIRef(snapshot),
-        seed_artists=tuple(m.iri for m in matched.matched),
-        iri=URIRef(iri),
-    )
-    target = graph_iri(ox.NamedNode(node.id), GraphKind.MODELS)
-    triples = ox.parse(graph.serialize(format="nt").encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
-    return [ox.Quad(t.subject, t.predicate, t.object, target) for t in triples]
-
-
-def install_asking(runtime: HostRuntime, recommenders: Recommenders, **options: Any) -> AskingService:
-    """Let people ask the host's nodes: hook an :class:`AskingService` into the inbox worker."""
-    service = AskingService(
-        nodes=list(runtime.actors.nodes.values()),
-        outbox=runtime.outbox,
-        store=runtime.store,
-        fetch_actor=runtime.fetch_signed,
-        clock=runtime.clock,
-        recommenders=recommenders,
-        **options,
-    )
-    runtime.processor.create_listeners.append(service.on_create)
-    return service

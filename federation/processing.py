@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 AdmissionPolicy = Callable[[GroupSpec, str], bool]
 FetchActor = Callable[[str], Awaitable[dict[str, Any]]]
 # Called for every verified Create with (activity, signer's actor id, its actor document if known):
-# how features such as answering asks (federation/mentions.py) see Notes without a handler of their own.
+# how features such as answering asks (federation/answering.py) see Notes without a handler of their own.
 CreateListener = Callable[[dict[str, Any], str, dict[str, Any] | None], Awaitable[None]]
 # A hook that takes an activity before the default handlers (the SPORE protocol's node runtime);
 # it returns True when it consumed the activity, so that no default handler also acts on it.

@@ -19,14 +19,13 @@ from rdflib import Graph, URIRef
 
 from agents.asking import LatestSnapshot, SnapshotRecommender
 from federation.actors import ActorKind, LocalActor
+from federation.answering import AskingService, install_asking
 from federation.config import HostConfig, NodeSpec
 from federation.host import RunningHost, bind_loopback, start_local_host
 from federation.keys import ActorKey, load_or_create_key
 from federation.mentions import (
-    AskingService,
     Ranked,
     Resolved,
-    install_asking,
     note_text,
     parse_ask,
     reply_html,
@@ -169,6 +168,15 @@ def test_unknown_names_get_suggestions() -> None:
 
 
 # -- the reply --------------------------------------------------------------------------------------
+
+
+def test_an_askers_url_that_is_not_http_is_not_linked() -> None:
+    from federation.mentions import asker_card
+
+    card = asker_card(
+        {"id": "https://m.test/users/eve", "preferredUsername": "eve", "url": "javascript:alert(1)"}
+    )
+    assert (card.url, card.handle) == ("https://m.test/users/eve", "@eve@m.test")
 
 
 def test_reply_html_escapes_everything_and_says_what_it_did() -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from interop_peers import FedifyPeer
 
-from federation.mentions import install_asking
+from federation.answering import install_asking
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
