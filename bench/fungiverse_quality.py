@@ -16,6 +16,7 @@ payload that leaves a node, on the wire bytes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ K = 20
 
 @dataclass
 class Settings:
+    """One benchmark run's knobs; the defaults are the run of record in docs/spore-protocol.md."""
+
     nodes: int = 8
     seed: int = 0
     embedding_dim: int = 64
@@ -161,19 +164,21 @@ def silo(tensors: MusicTensors, data: list[NodeData], settings: Settings) -> dic
 
 
 class _PrivacyTap:
-    """Checks every payload that leaves a node, once per payload, against that node's listeners."""
+    """Checks every payload that leaves a node against that node's listeners.
+
+    The simulator calls the tap once per recipient with the same payload object; checking it once
+    per send is enough, and holding the last payload (not its ``id``) rules out a reused id.
+    """
 
     def __init__(self) -> None:
         self.listeners: dict[str, list[str]] = {}
         self.checked = 0
-        self._seen: set[int] = set()
+        self._last: WirePayload | None = None
 
     def __call__(self, sender: str, recipient: str, payload: WirePayload) -> None:
-        if id(payload) in self._seen:
+        if payload is self._last:
             return
-        self._seen.add(id(payload))
-        if len(self._seen) > 10_000:
-            self._seen.clear()
+        self._last = payload
         iris = self.listeners[sender]
         check_outgoing(payload.activity, iris)
         for _, artifact in payload.artifacts:
@@ -332,6 +337,5 @@ def targets(results: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
 
 
 def default_data_dir(root: Path) -> Path:
-    import os
-
+    """``$SPORE_DATA_DIR``, or ``../shared/data`` beside the repository."""
     return Path(os.environ.get("SPORE_DATA_DIR", root.parent / "shared" / "data"))
