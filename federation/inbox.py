@@ -142,6 +142,12 @@ class InboxPipeline:
         self.max_depth = max_depth
         self.window_seconds = window_seconds
 
+    async def verify_with_key(
+        self, parsed: ParsedSignature, request: SignedRequest
+    ) -> tuple[RemoteKey | None, Rejected | Verified]:
+        """The signer's key (fetched or cached) and whether the signature verifies; also for GETs."""
+        return await self._verify(parsed, request)
+
     async def _verify(
         self, parsed: ParsedSignature, request: SignedRequest
     ) -> tuple[RemoteKey | None, Rejected | Verified]:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 import ontology
 from federation.actors import ActorKind, LocalActor, collection, collection_page
+from federation.authorized_fetch import actor_view, refusal
 from federation.client import AP_CONTENT_TYPE
 from federation.inbox import InboxResult, Verdict
 from federation.jsonld import ACTOR_CONTEXT
@@ -22,6 +23,7 @@ from federation.nodeinfo import discovery, nodeinfo
 from federation.runtime import HostRuntime
 from federation.signatures import SignedRequest
 from federation.state import Relation
+from federation.vocab import id_of
 from federation.webfinger import JRD_MEDIA_TYPE, WebFingerError, host_meta, jrd, lookup
 
 __all__ = ["discovery_router", "actor_router", "object_router", "inbox_router"]
@@ -110,28 +112,39 @@ def actor_router(runtime: HostRuntime) -> APIRouter:
             actor = find(kind, name)
             if actor is None:
                 return JSONResponse({"error": f"no {kind[:-1]} {name}"}, status_code=404)
-            return await linked.represent(request, actor.id, runtime.actors.document(actor))
+            document = await actor_view(runtime, request, runtime.actors.document(actor))
+            return await linked.represent(request, actor.id, document)
 
         @router.get(f"/{kind}/{{name}}/followers", name=f"{kind}-followers")
-        async def followers(name: str, page: str | None = None, kind: str = kind) -> Response:
+        async def followers(
+            name: str, request: Request, page: str | None = None, kind: str = kind
+        ) -> Response:
             actor = find(kind, name)
             if actor is None:
                 return JSONResponse({"error": f"no {kind[:-1]} {name}"}, status_code=404)
+            if (refused := await refusal(runtime, request, actor.id)) is not None:
+                return refused
             relation = Relation.MEMBER if kind == ActorKind.GROUP else Relation.FOLLOWER
             return relation_collection(actor, relation, actor.followers, _page_number(page))
 
         @router.get(f"/{kind}/{{name}}/following", name=f"{kind}-following")
-        async def following(name: str, page: str | None = None, kind: str = kind) -> Response:
+        async def following(
+            name: str, request: Request, page: str | None = None, kind: str = kind
+        ) -> Response:
             actor = find(kind, name)
             if actor is None:
                 return JSONResponse({"error": f"no {kind[:-1]} {name}"}, status_code=404)
+            if (refused := await refusal(runtime, request, actor.id)) is not None:
+                return refused
             return relation_collection(actor, Relation.FOLLOWING, actor.following, _page_number(page))
 
         @router.get(f"/{kind}/{{name}}/outbox", name=f"{kind}-outbox")
-        async def outbox(name: str, page: str | None = None, kind: str = kind) -> Response:
+        async def outbox(name: str, request: Request, page: str | None = None, kind: str = kind) -> Response:
             actor = find(kind, name)
             if actor is None:
                 return JSONResponse({"error": f"no {kind[:-1]} {name}"}, status_code=404)
+            if (refused := await refusal(runtime, request, actor.id)) is not None:
+                return refused
             number = _page_number(page)
             if number is None:
                 return _activity_json(collection(actor.outbox, runtime.state.count_outgoing(actor.id)))
@@ -156,6 +169,9 @@ def object_router(runtime: HostRuntime) -> APIRouter:
         document = runtime.state.get_object(iri)
         if document is None:
             return JSONResponse({"error": "no such object"}, status_code=404)
+        owner = id_of(document.get("attributedTo")) or id_of(document.get("actor"))
+        if (refused := await refusal(runtime, request, owner)) is not None:
+            return refused
         return await linked.represent(request, iri, document)
 
     @router.get("/tags/{name}")
