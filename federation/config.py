@@ -70,9 +70,8 @@ class HostConfig:
     software_version: str = "0.1.0"
     tls_verify: bool | str = True  # or a CA bundle path (a self-signed local fungiverse)
     sparql_update_token: str | None = None  # bearer token for SPARQL Update on /sparql; None: read-only
-    authorized_fetch: bool = (
-        False  # signed GETs only for collections/objects (federation/authorized_fetch.py)
-    )
+    # Serve collections and objects to signed GETs only (federation/authorized_fetch.py).
+    authorized_fetch: bool = False
 
     def __post_init__(self) -> None:
         if not re.match(r"^https?://[^/]+$", self.base_url.rstrip("/")):
