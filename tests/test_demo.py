@@ -165,7 +165,9 @@ def test_demo_runs_rounds_shows_groups_and_resumes(tmp_path: Path, demo_env: dic
     table = first.stdout[first.stdout.index("host ") :].splitlines()
     rows = [line.split() for line in table[2:4]]
     # every node is in a group, groups span both hosts, and both reached round 2
-    assert all(row[1] == row[2] == "2" and int(row[3]) >= 1 and int(row[4]) >= 2 for row in rows), table
+    assert all(row[1] == row[2] == "2" and int(row[3]) >= 1 and int(row[4]) >= 2 for row in rows), "\n".join(
+        table
+    )
     assert json.loads((state / "demo.json").read_text())["nodes"] == 4
 
     again = subprocess.run(

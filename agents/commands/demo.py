@@ -23,6 +23,8 @@ from agents.demo import DemoPlan, Fungiverse
 
 __all__ = ["demo"]
 
+_STRAGGLER_SECONDS = 60.0  # after the last round, how long to wait for nodes still outside a group
+
 
 class UnreadableInput(click.ClickException):
     exit_code = 2
@@ -164,14 +166,15 @@ def _follow(
     first_round = orchestration.load_progress(state_dir)
     if first_round:
         click.echo(f"resuming at round {first_round}")
-    shown: tuple[int, int] | None = None
+    shown: tuple[int, int, int] | None = None
+    reached_at: float | None = None
     last_line = 0.0
     while True:
         fungiverse.check_alive()
         results = watch.fetch_all(urls)
         summary = watch.summarise(results)
         now = time.monotonic()
-        key = (summary.round, summary.groups)
+        key = (summary.round, summary.groups, summary.grouped)
         if key != shown or now - last_line > 30:
             click.echo(watch.progress_line(summary, now - started))
             shown, last_line = key, now
@@ -179,5 +182,11 @@ def _follow(
                 orchestration.save_progress(state_dir, summary.round)
         done = rounds is not None and summary.round >= first_round + rounds
         if done and summary.reachable == len(urls):
-            return list(results)
+            # Founders run rounds before every member has joined; wait for the stragglers, but not
+            # for ever: a node its peers blocked stays out of every group.
+            reached_at = reached_at or now
+            if summary.grouped == summary.nodes or now - reached_at > _STRAGGLER_SECONDS:
+                if summary.grouped < summary.nodes:
+                    click.echo(f"{summary.nodes - summary.grouped} node(s) did not join a group")
+                return list(results)
         time.sleep(1.0)
