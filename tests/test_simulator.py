@@ -240,6 +240,10 @@ def test_the_groups_rule_comes_from_models_merge_by_its_iri() -> None:
         torch.testing.assert_close(shared(theirs, actor), shared(ours, actor))
 
 
+KRUM = "https://w3id.org/spore/ns#Krum"
+MEDIAN = "https://w3id.org/spore/ns#CoordinateMedian"
+
+
 @pytest.mark.parametrize("rule", ["VarianceCorrectedMean", "TrimmedMean", "CoordinateMedian", "Krum"])
 def test_every_aggregation_rule_runs_a_group(rule: str) -> None:
     from agents.protocol.learning import resolve_rule
@@ -252,6 +256,19 @@ def test_every_aggregation_rule_runs_a_group(rule: str) -> None:
     assert len(digests) == 1 and world.simulator.state(world.actors[0]).rounds_done == 6
     error = (shared(world, world.actors[0]) - world.true_weight).norm()
     assert error < 0.5 * world.true_weight.norm()
+
+
+def test_krum_group_too_small_for_its_guarantee_merges_with_the_median() -> None:
+    from agents.protocol.learning import resolve_rule
+
+    # Three members cannot give Krum its 2f + 3 = 5 updates: rounds must go on, merged by the median.
+    world = linear_fungiverse(3, rule_for=resolve_rule, max_rounds=4, aggregation_rule=KRUM)
+    median = linear_fungiverse(3, rule_for=resolve_rule, max_rounds=4, aggregation_rule=MEDIAN)
+    world.simulator.run(40.0)
+    median.simulator.run(40.0)
+    assert world.simulator.state(world.actors[0]).rounds_done == 4
+    for actor in world.actors:
+        torch.testing.assert_close(shared(world, actor), shared(median, actor))
 
 
 def test_duplicate_deliveries_do_not_change_the_result() -> None:

@@ -134,6 +134,9 @@ def _prepared(item: WeightedParameters, index: int) -> Any:
     return update
 
 
+COORDINATE_MEDIAN = "https://w3id.org/spore/ns#CoordinateMedian"
+
+
 @cache
 def resolve_rule(rule_iri: str) -> MergeRule:
     """The merge rule the ontology individual ``rule_iri`` names, from :mod:`models.merge`.
@@ -141,8 +144,12 @@ def resolve_rule(rule_iri: str) -> MergeRule:
     ``models.merge`` rules aggregate its own ``ModelUpdate`` values (sender, round, weights,
     number of examples); this adapter is the one place that knows that calling convention.
     Raises ``models.merge.UnknownRuleError`` for an IRI no rule implements.
+
+    A round with fewer updates than the rule's guarantee needs (Krum: 2f + 3) is merged with the
+    coordinate-wise median instead, the robust rule that is defined for any count; stopping the
+    group's rounds for good, as raising would, is worse than a weaker guarantee for one round.
     """
-    from models.merge import rule_for
+    from models.merge import TooFewUpdatesError, rule_for
 
     rule = rule_for(rule_iri)
 
@@ -150,6 +157,9 @@ def resolve_rule(rule_iri: str) -> MergeRule:
         contributions: Sequence[WeightedParameters], *, reference: Weights | None = None
     ) -> dict[str, Tensor]:
         updates = [_prepared(item, index) for index, item in enumerate(contributions)]
-        return rule.aggregate(updates, reference=reference)
+        try:
+            return rule.aggregate(updates, reference=reference)
+        except TooFewUpdatesError:
+            return rule_for(COORDINATE_MEDIAN).aggregate(updates, reference=reference)
 
     return merge

@@ -24,11 +24,13 @@ from models.merge.update import (
     MergeError,
     ModelUpdate,
     NonFiniteUpdateError,
+    TooFewUpdatesError,
 )
 
 __all__ = [
     "RULES",
     "AggregationError",
+    "TooFewUpdatesError",
     "AggregationRule",
     "CoordinateMedian",
     "IncompatibleUpdatesError",

@@ -21,6 +21,7 @@ from models.merge.update import (
     IncompatibleUpdatesError,
     ModelUpdate,
     RowStack,
+    TooFewUpdatesError,
     check_compatible,
     finite_or_raise,
     stack_rows,
@@ -177,12 +178,12 @@ class Krum:
     ) -> list[int]:
         n = len(ordered)
         if n < 2 * self.num_byzantine + 3:
-            raise AggregationError(
+            raise TooFewUpdatesError(
                 f"Krum with num_byzantine={self.num_byzantine} needs at least "
                 f"{2 * self.num_byzantine + 3} updates, got {n}"
             )
         if self.num_selected > n:
-            raise AggregationError(f"Multi-Krum cannot select {self.num_selected} of {n} updates")
+            raise TooFewUpdatesError(f"Multi-Krum cannot select {self.num_selected} of {n} updates")
         flat = torch.cat(
             [
                 stack_rows(ordered, name, shape, reference, complete=True).values.flatten(start_dim=1)

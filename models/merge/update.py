@@ -25,6 +25,7 @@ __all__ = [
     "NonFiniteUpdateError",
     "IncompatibleUpdatesError",
     "AggregationError",
+    "TooFewUpdatesError",
     "ModelUpdate",
     "RowStack",
     "stack_rows",
@@ -51,6 +52,14 @@ class IncompatibleUpdatesError(MergeError):
 
 class AggregationError(MergeError):
     """A rule's preconditions do not hold (no updates, too few for Krum, bad hyperparameters)."""
+
+
+class TooFewUpdatesError(AggregationError):
+    """A round brought fewer updates than the rule's guarantee needs (Krum: 2f + 3).
+
+    Apart from other aggregation errors because a group can fall short in one round (members late,
+    screened out, or simply few) and should still merge with a rule that works for any count.
+    """
 
 
 @dataclass(frozen=True)
