@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup setup-test
 
-# The main job. Until `spore demo` exists it validates the example blueprints.
+# The main job: a small fungiverse on 127.0.0.1 (docs/demo.md). ARGS passes options, e.g.
+# `make run ARGS="--rounds 3"`; Ctrl-C stops it, running it again resumes.
 run: setup
-	$(BIN)/spore validate examples/blueprints/*.ttl
+	$(BIN)/spore demo $(ARGS)
 
 # SPORE_REQUIRE_INTEROP=1: a real peer or server that setup-test installs must not be skipped quietly.
 test: setup-test
