@@ -32,6 +32,7 @@ from fastapi import FastAPI
 
 from agents.http_transport import HttpTransport, artifact_router
 from agents.node import FungusNode, save_checkpoint
+from agents.node_publish import NodePublisher, PublishError
 from agents.node_status import host_status, status_router
 from agents.protocol.core import Envelope
 from agents.protocol.messages import Announce, MessageError
@@ -116,6 +117,7 @@ class NodeHost:
         self.build = build
         self.ready = False  # the nodes are built (data loaded); peers wait for this to start together
         self._tracked: dict[str, _Tracked] = {}
+        self.publishers: dict[str, NodePublisher] = {}  # actor -> what writes its self into its graphs
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spore-steps")
         self._tasks: list[asyncio.Task[None]] = []
         self.finished = asyncio.Event()
@@ -144,6 +146,20 @@ class NodeHost:
             self.transport.directory.learn(
                 node.actor, inbox=f"{self.runtime.config.base_url}/inbox", seeks=node.state.seeks
             )
+            self._publish_start(node)
+
+    def _publish_start(self, node: FungusNode) -> None:
+        """Write the node's blueprint and description into its graphs (issue 7); a node whose blueprint
+        does not conform is still served, without them, and the log says why."""
+        if node.graphs is None or node.blueprint is None:
+            return
+        publisher = NodePublisher(node.graphs, node.blueprint, host=self.runtime.actors.instance.id)
+        try:
+            publisher.start()
+        except PublishError:
+            log.exception("node %s: its blueprint is not published", node.name)
+            return
+        self.publishers[node.actor] = publisher
 
     # -- time ----------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -282,6 +298,7 @@ class NodeHost:
             await asyncio.get_running_loop().run_in_executor(
                 self._executor, save_checkpoint, node.state, directory
             )
+        await self._publish_round(node)
         ledger = node.state.defence
         if node.graphs is not None and isinstance(ledger, Ledger) and (ledger.history or ledger.received):
             # Accusations, blocks and lifts are public linked data in the node's graphs (issue 6).
@@ -294,6 +311,27 @@ class NodeHost:
             self.finished.set()
             if self.on_finished is not None:
                 self.on_finished()
+
+    async def _publish_round(self, node: FungusNode) -> None:
+        """The round's snapshot card, evaluations and group into the node's graphs; its bytes served."""
+        publisher, record, membership = (
+            self.publishers.get(node.actor),
+            node.state.last_round,
+            node.state.membership,
+        )
+        if publisher is None or record is None:
+            return
+        group = membership.group if membership is not None else None
+        members = membership.members if membership is not None else frozenset()
+        try:
+            digest, blob = await asyncio.get_running_loop().run_in_executor(
+                self._executor, publisher.round, record, node.state.weights, group, members
+            )
+        except Exception:  # publishing must not stop the node from training
+            log.exception("node %s: round %d not published", node.name, record.round)
+            self.transport.count("failed-publications")
+            return
+        self.transport.artifacts.put(node.actor, digest, blob)
 
     def bytes_sent(self, actor: str) -> int:
         """Activity bytes POSTed plus artifact bytes served to peers, for one node."""

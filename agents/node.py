@@ -20,6 +20,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from agents.node_blueprint import Blueprint
 from agents.protocol.context import NodeContext
 from agents.protocol.core import Envelope, step
 from agents.protocol.learning import shared_part
@@ -81,6 +82,7 @@ class FungusNode:
     boot_at: float = 0.0
     graphs: NodeGraphs | None = None
     up: bool = False
+    blueprint: Blueprint | None = None  # what it was served from: the host publishes it (node_publish)
 
     @property
     def actor(self) -> str:

@@ -204,4 +204,5 @@ def build_node(
         defence=LedgerDefence(blueprint.defederation),
     )
     torch.set_num_threads(1)
-    return FungusNode(blueprint.name, ctx, state, graphs=NodeGraphs(NamedNode(actor), store))
+    graphs = NodeGraphs(NamedNode(actor), store)
+    return FungusNode(blueprint.name, ctx, state, graphs=graphs, blueprint=blueprint)
