@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import torch
 from pyoxigraph import NamedNode, RdfFormat
 from rdflib import RDF, Graph, Literal, URIRef
+from rdflib.namespace import PROV
 
 from agents.hosting import start_fungus_host
 from agents.node import FungusNode, founded_group, node_state
@@ -182,3 +186,69 @@ def test_a_served_node_is_found_by_a_crawl_with_its_group_snapshots_and_metrics(
         assert hashlib.sha256(blob).hexdigest() == str(graph.value(latest, SPORE.sha256))
     finally:
         host.stop()
+
+
+@pytest.mark.slow
+def test_two_served_hosts_are_crawled_to_every_node_group_and_snapshot(tmp_path: Path) -> None:
+    from tests.test_serve import ROOT as REPO
+    from tests.test_serve import free_port, write_blueprint
+
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "agents", "serve", str(write_blueprint(tmp_path, name))]
+            + ["--port", str(ports[index]), "--data-dir", str(tmp_path / f"host{index}"), "--synth"]
+            + ["--round-seconds", "2", "--max-seconds", "150", "--peer", urls[1 - index]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for index, name in enumerate(("ana", "bo"))
+    ]
+    try:
+        actors: list[str] = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:  # open-ended nodes: wait until both finished round 2
+            time.sleep(1)
+            try:
+                statuses = [httpx.get(f"{url}/status", timeout=5).json() for url in urls]
+            except httpx.HTTPError:
+                continue
+            entries = [entry for status in statuses for entry in status.get("nodes", [])]
+            if len(entries) == 2 and all((entry.get("round") or 0) >= 2 for entry in entries):
+                actors = [entry["actor"] for entry in entries]
+                break
+        assert len(actors) == 2, [p.poll() for p in processes]
+        time.sleep(1)  # the round's publication follows its status by one executor task
+
+        found = crawl(actors[0], allow=lambda url: url.startswith(tuple(urls)), max_documents=200)
+        graph = found.graph
+        assert {URIRef(a) for a in actors} <= set(graph.subjects(RDF.type, SPORE.FungusNode))
+        [group] = set(graph.subjects(RDF.type, SPORE.LearningGroup))
+        assert set(graph.objects(group, SPORE.members)) == {URIRef(a) for a in actors}
+        for actor in actors:
+            cards = [
+                s
+                for s in graph.subjects(PROV.wasAttributedTo, URIRef(actor))
+                if (s, RDF.type, SPORE.ModelSnapshot) in graph
+            ]
+            assert cards, f"no snapshot of {actor} reached"
+
+        turtle = httpx.get(actors[1], headers={"accept": "text/turtle"}, timeout=10)
+        assert turtle.headers["content-type"].startswith("text/turtle")
+        node = Graph().parse(data=turtle.text, format="turtle", publicID=actors[1])
+        recalls = [
+            e for e in node.subjects(SPORE.metric, SPORE.Recall) if node.value(e, SPORE.evaluates) is not None
+        ]
+        assert recalls and all(0.0 <= float(node.value(e, SPORE.value)) <= 1.0 for e in recalls)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
