@@ -164,6 +164,7 @@ def object_router(runtime: HostRuntime) -> APIRouter:
 
     @router.get("/objects/{object_id}")
     @router.get("/activities/{object_id}")
+    @router.get("/nodes/{name}/activities/{object_id}")  # a node runtime's ids: {actor}/activities/…
     async def stored_object(object_id: str, request: Request) -> Response:
         iri = runtime.config.base_url + request.url.path
         document = runtime.state.get_object(iri)

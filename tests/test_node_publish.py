@@ -184,6 +184,7 @@ def test_a_served_node_is_found_by_a_crawl_with_its_group_snapshots_and_metrics(
         [latest] = [s for s in cards if int(graph.value(s, SPORE.roundNumber)) == 2]
         blob = httpx.get(str(graph.value(latest, URIRef("http://www.w3.org/ns/dcat#downloadURL")))).content
         assert hashlib.sha256(blob).hexdigest() == str(graph.value(latest, SPORE.sha256))
+
     finally:
         host.stop()
 
@@ -244,6 +245,14 @@ def test_two_served_hosts_are_crawled_to_every_node_group_and_snapshot(tmp_path:
             e for e in node.subjects(SPORE.metric, SPORE.Recall) if node.value(e, SPORE.evaluates) is not None
         ]
         assert recalls and all(0.0 <= float(node.value(e, SPORE.value)) <= 1.0 for e in recalls)
+
+        # The protocol's activities ({actor}/activities/update-N …) dereference on their own host.
+        as2 = {"accept": "application/activity+json"}
+        page = httpx.get(f"{actors[0]}/outbox?page=1", headers=as2, timeout=10).json()
+        sent = page["orderedItems"][0]["id"]
+        assert sent.startswith(f"{actors[0]}/activities/")
+        answer = httpx.get(sent, headers=as2, timeout=10)
+        assert answer.status_code == 200 and answer.json()["id"] == sent
     finally:
         for process in processes:
             process.terminate()
