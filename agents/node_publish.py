@@ -250,6 +250,16 @@ class NodePublisher:
             self.actor, name=self.blueprint.name, blueprint=iri, host=self.host, groups=groups
         )
         _write(self.graphs, GraphKind.BLUEPRINT, graph, replace=True)
+        if not self._cards:  # a host restarted on its store: the cards it wrote before count too
+            self._cards.extend(self._stored_cards())
+
+    def _stored_cards(self) -> list[str]:
+        models = self.graphs.graph(GraphKind.MODELS)
+        rows = self.graphs.store.query(
+            f"SELECT ?card WHERE {{ GRAPH {models} {{ ?card a <{SPORE.ModelSnapshot}> ; "
+            f"<{SPORE.roundNumber}> ?round }} }} ORDER BY ?round"
+        )
+        return [row["card"].value for row in rows]  # type: ignore[index,union-attr]
 
     def round(
         self,

@@ -128,6 +128,19 @@ def test_the_publisher_keeps_every_evaluation_but_only_the_latest_cards() -> Non
     blueprint = store.dump(format=_NT, graph=graphs.graph(GraphKind.BLUEPRINT)).decode()
     assert f"<{ACTOR}> <{SPORE.memberOf}> <{GROUP.iri}>" in blueprint
 
+    # A host restarted on the same store prunes the cards it wrote before, too.
+    again = NodePublisher(graphs, BLUEPRINT, host="http://127.0.0.1:9/actor", keep_snapshots=1)
+    again.start()
+    again.round(
+        RoundRecord(5, (ACTOR,), "ef" * 32, (("recall@20", 0.2),)), WEIGHTS, GROUP, frozenset({ACTOR})
+    )
+    models = Graph().parse(
+        data=store.dump(format=_NT, graph=graphs.graph(GraphKind.MODELS)).decode(), format="nt"
+    )
+    [card] = set(models.subjects(RDF.type, SPORE.ModelSnapshot))
+    assert models.value(card, SPORE.roundNumber).toPython() == 6
+    assert len(set(models.subjects(RDF.type, SPORE.Evaluation))) == 11
+
 
 class RankedLinearLearner(LinearLearner):
     """The tiny deterministic learner, reporting its fit under the ranking metrics' names."""
