@@ -32,7 +32,7 @@ from fastapi import FastAPI
 
 from agents.http_transport import HttpTransport, artifact_router
 from agents.node import FungusNode, save_checkpoint
-from agents.node_publish import NodePublisher, PublishError
+from agents.node_publish import NodePublisher, start_publishing
 from agents.node_status import host_status, status_router
 from agents.protocol.core import Envelope
 from agents.protocol.messages import Announce, MessageError
@@ -149,17 +149,9 @@ class NodeHost:
             self._publish_start(node)
 
     def _publish_start(self, node: FungusNode) -> None:
-        """Write the node's blueprint and description into its graphs (issue 7); a node whose blueprint
-        does not conform is still served, without them, and the log says why."""
-        if node.graphs is None or node.blueprint is None:
-            return
-        publisher = NodePublisher(node.graphs, node.blueprint, host=self.runtime.actors.instance.id)
-        try:
-            publisher.start()
-        except PublishError:
-            log.exception("node %s: its blueprint is not published", node.name)
-            return
-        self.publishers[node.actor] = publisher
+        publisher = start_publishing(node, self.runtime.actors.instance.id)
+        if publisher is not None:
+            self.publishers[node.actor] = publisher
 
     # -- time ----------------------------------------------------------------------------------------
     def now(self) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from rdflib.namespace import DCAT, DCTERMS, PROV
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
+from agents.node import FungusNode
 from agents.node_blueprint import Blueprint
 from agents.protocol.learning import shared_part
 from agents.protocol.messages import GroupInfo
@@ -38,6 +40,7 @@ from shapes.validation import default_validator
 
 __all__ = [
     "NodePublisher",
+    "start_publishing",
     "PublishError",
     "blueprint_graph",
     "evaluations_graph",
@@ -46,6 +49,8 @@ __all__ = [
     "snapshot_artifact",
     "snapshot_graph",
 ]
+
+log = logging.getLogger(__name__)
 
 VOID = Namespace("http://rdfs.org/ns/void#")
 # Metric names the protocol learners report -> (ontology metric, cutoff).
@@ -307,3 +312,17 @@ class NodePublisher:
         if self._group != group.iri:  # the description names the group the node is in
             self._group = group.iri
             self.start(groups=[group.iri])
+
+
+def start_publishing(node: FungusNode, host: str) -> NodePublisher | None:
+    """The publisher of a served node, its blueprint and description written; None when the node has
+    no graphs or blueprint, or its blueprint does not conform (it is still served; the log says why)."""
+    if node.graphs is None or node.blueprint is None:
+        return None
+    publisher = NodePublisher(node.graphs, node.blueprint, host=host)
+    try:
+        publisher.start()
+    except PublishError:
+        log.exception("node %s: its blueprint is not published", node.name)
+        return None
+    return publisher
