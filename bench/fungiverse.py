@@ -155,7 +155,7 @@ def quality(args: argparse.Namespace) -> int:
         silo_epochs=args.silo_epochs,
         rounds=args.rounds or 40,
         every=args.every,
-        row_fraction=args.row_fraction or 0.05,
+        row_fraction=args.row_fraction or 0.02,
         fine_tune_epochs=args.fine_tune_epochs,
         noise=args.noise,
     )
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--row-fraction",
         type=float,
-        help="compress updates: send this fraction of rows, int8, with error feedback (default: full)",
+        help="compress updates: send this fraction of rows, int8, error feedback (default: full; --quality 0.02)",
     )
     parser.add_argument("--json", dest="json_path", help="write results and environment to this file")
     args = parser.parse_args(argv)
