@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--row-fraction",
         type=float,
-        help="compress updates: send this fraction of rows, int8, error feedback (default: full; --quality 0.02)",
+        help="send this fraction of rows, int8, error feedback (default: all, fp32; --quality: 0.02)",
     )
     parser.add_argument("--json", dest="json_path", help="write results and environment to this file")
     args = parser.parse_args(argv)
