@@ -323,7 +323,7 @@ class NodeHost:
             log.exception("node %s: round %d not published", node.name, record.round)
             self.transport.count("failed-publications")
             return
-        self.transport.artifacts.put(node.actor, digest, blob)
+        self.transport.snapshots[node.actor] = (digest, blob)
 
     def bytes_sent(self, actor: str) -> int:
         """Activity bytes POSTed plus artifact bytes served to peers, for one node."""

@@ -164,6 +164,13 @@ class HttpTransport:
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
     sent_bytes: dict[str, int] = field(default_factory=dict)  # sender -> activity bytes POSTed
     stats: dict[str, int] = field(default_factory=dict)
+    # owner -> (sha256, bytes) of its latest published snapshot (agents.node_publish): kept apart from
+    # the update artifacts so that snapshots never evict an update a peer has still to fetch.
+    snapshots: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+    def snapshot(self, owner: str, digest: str) -> bytes | None:
+        held = self.snapshots.get(owner)
+        return held[1] if held is not None and held[0] == digest else None
 
     def install(self) -> None:
         """Take SPORE activities from the host's inbox processing before its default handlers."""
@@ -284,7 +291,8 @@ class HttpTransport:
 
 
 def artifact_router(transport: HttpTransport) -> APIRouter:
-    """``GET /nodes/{name}/artifacts/{sha256}``: a node's published update artifacts (safetensors)."""
+    """``GET /nodes/{name}/artifacts/{sha256}``: a node's published update artifacts and its latest
+    snapshot (safetensors)."""
     router = APIRouter()
     base = transport.runtime.config.base_url
 
@@ -294,7 +302,8 @@ def artifact_router(transport: HttpTransport) -> APIRouter:
             return JSONResponse(
                 {"error": "an artifact is named by a lower-case hex SHA-256"}, status_code=400
             )
-        blob = transport.artifacts.serve(f"{base}/nodes/{name}", digest)
+        owner = f"{base}/nodes/{name}"
+        blob = transport.artifacts.serve(owner, digest) or transport.snapshot(owner, digest)
         if blob is None:
             return JSONResponse({"error": f"no artifact {digest} of node {name}"}, status_code=404)
         return Response(

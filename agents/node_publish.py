@@ -9,8 +9,8 @@ small), but only the latest ``keep_snapshots`` model cards do.
 
 A round's snapshot is the node's *shared* weights (never the listener embeddings) as safetensors,
 named by RFC 6920 ``ni:///sha-256;…`` (:func:`models.card.snapshot_iri`) and served by the
-artifact route the node's updates already use, so ``dcat:downloadURL`` fetches exactly the bytes
-the name hashes to.
+artifact route the node's updates already use (the latest snapshot of each node), so
+``dcat:downloadURL`` fetches exactly the bytes the name hashes to.
 """
 
 from __future__ import annotations
@@ -294,7 +294,9 @@ class NodePublisher:
             metrics=dict(record.metrics),
             group=group_iri,
         )
-        _write(self.graphs, GraphKind.MODELS, _check(card, f"round {number} of {self.actor}"))
+        # Not validated here (35 ms a round, per node, on the host's one step worker): the builders
+        # are pure and tests/test_node_publish.py validates what they write.
+        _write(self.graphs, GraphKind.MODELS, card)
         snapshot = str(snapshot_iri(digest))
         if snapshot not in self._cards:
             self._cards.append(snapshot)
