@@ -40,7 +40,10 @@ def artifacts() -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an asyncio loop in the main thread while it is
+# open, and every later test that calls asyncio.run() would fail with "cannot be called from a
+# running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = (
         os.environ.get("SPORE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
