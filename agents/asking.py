@@ -3,7 +3,8 @@
 :mod:`federation.mentions` and :mod:`federation.answering` read asks and write replies without torch;
 this module gives them what a node knows: the catalogue's names (:class:`knowledge.music.names.NameIndex`)
 and a :class:`models.recommend.RecommendationEngine` over the newest snapshot the node has saved,
-reloaded when a newer one appears, so a reply always comes from the model the node has now.
+reloaded when a newer one appears, so a reply always comes from the model the node has now. A served
+node answers from the same in-memory model its web page uses (:func:`recommenders_from_registry`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federation.mentions import ArtistRecommender, Ranked
 from knowledge.music.names import NameIndex
@@ -21,7 +23,10 @@ from models.pipeline import graph_for_model
 from models.recommend import RecommendationEngine
 from models.snapshot import SNAPSHOT_SUFFIX, Snapshot, SnapshotError, load_snapshot
 
-__all__ = ["LatestSnapshot", "SnapshotRecommender", "recommenders_by_node"]
+if TYPE_CHECKING:
+    from federation.web import ModelRegistry
+
+__all__ = ["LatestSnapshot", "SnapshotRecommender", "recommenders_by_node", "recommenders_from_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -92,5 +97,24 @@ def recommenders_by_node(
     def lookup(name: str) -> ArtistRecommender | None:
         source = sources.get(name)
         return source() if source is not None else None
+
+    return lookup
+
+
+def recommenders_from_registry(models: ModelRegistry) -> Callable[[str], ArtistRecommender | None]:
+    """``install_asking``'s lookup over the web page's :class:`~federation.web.ModelRegistry`.
+
+    One source of truth: a served node answers asks with the model its page shows, rebuilt from its
+    current weights after each round (``agents.web_models``), never from a snapshot file that may lag.
+    A node without a model yet gives None, which the asking service answers with a polite "not yet".
+    """
+
+    def lookup(name: str) -> ArtistRecommender | None:
+        try:
+            model = models.get(name)
+        except Exception:  # a broken model must still get the asker a polite reply, not silence
+            log.exception("node %s cannot answer asks: its model failed to build", name)
+            return None
+        return None if model is None else SnapshotRecommender(model.engine, model.names, model.snapshot)
 
     return lookup

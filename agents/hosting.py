@@ -30,6 +30,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from agents.asking import recommenders_from_registry
 from agents.http_transport import HttpTransport, artifact_router
 from agents.node import FungusNode, save_checkpoint
 from agents.node_publish import NodePublisher, start_publishing
@@ -38,11 +39,13 @@ from agents.protocol.core import Envelope
 from agents.protocol.messages import Announce, MessageError
 from agents.protocol.wire import from_activity
 from agents.web_models import serve_node_models
+from federation.answering import install_asking
 from federation.client import FetchError
 from federation.config import HostConfig, NodeSpec
 from federation.host import RunningHost, bind_loopback, build_host
 from federation.runtime import HostRuntime
 from federation.vocab import origin_of, same_origin
+from federation.web import web_state
 from reasoning.accusations import record_ledger
 from reasoning.defederation import Ledger
 
@@ -417,6 +420,8 @@ def attach_nodes(
     app.router.lifespan_context = lifespan
     app.state.nodes = host
     serve_node_models(app, host)  # the web page recommends with each node's current weights
+    # Fediverse asks ("@node recommend ...") are answered with the same models the page uses.
+    install_asking(runtime, recommenders_from_registry(web_state(app).models))
     return host
 
 
