@@ -195,9 +195,27 @@ def byzantine_experiment(args: argparse.Namespace, tensors: MusicTensors) -> dic
         return None
     from agents.byzantine import run_byzantine_experiment
 
-    return run_byzantine_experiment(
+    result = run_byzantine_experiment(
         tensors=tensors, seed=args.seed, progress=lambda line: print(f"  {line}", flush=True)
     )
+    print()
+    print_table(
+        ["run", "honest R@20", "vs attack-free", "attackers", "blocked", "within 20", "honest blocked", "s"],
+        [
+            [
+                name,
+                r["honest_recall"],
+                r["recall_vs_attack_free"],
+                len(r["attackers"]),
+                r["blocked"],
+                r["blocked_within_20"],
+                len(r["honest_wrongly_blocked"]),
+                r["wall_seconds"],
+            ]
+            for name, r in result["runs"].items()
+        ],
+    )
+    return result
 
 
 def main() -> int:
