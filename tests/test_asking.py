@@ -337,6 +337,34 @@ def test_latest_snapshot_follows_the_newest_file(tmp_path: Path) -> None:
 # -- a real round trip over HTTP ----------------------------------------------------------------------
 
 
+def ask_over_http(node: str, key: ActorKey, number: int, text: str, *, name: str = "@ada") -> str:
+    """Bob's signed Create(Note) mentioning ``node`` ("{name} recommend {text}"), POSTed to its inbox;
+    the Note's id, which the reply must name in inReplyTo."""
+    bob = key.key_id.removesuffix("#main-key")
+    note_id = f"{bob}/statuses/{number}"
+    activity = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f"{note_id}/activity",
+        "type": "Create",
+        "actor": bob,
+        "to": [node],
+        "object": {
+            "id": note_id,
+            "type": "Note",
+            "attributedTo": bob,
+            "to": [node],
+            "content": f'<p><a href="{node}" class="mention">{name}</a> recommend {text}</p>',
+            "tag": [{"type": "Mention", "href": node, "name": name}],
+        },
+    }
+    body = json.dumps(activity).encode()
+    inbox = f"{node}/inbox"
+    media = "application/activity+json"
+    headers = sign_cavage(method="POST", url=inbox, body=body, key=key, now=time.time(), content_type=media)
+    assert httpx.post(inbox, content=body, headers=headers).status_code == 202
+    return note_id
+
+
 def person_server(private_key: Any, received: list[dict[str, Any]]) -> tuple[RunningHost, ActorKey]:
     """A minimal Fediverse account: a Person actor with a key, and an inbox that records what arrives."""
     sock = bind_loopback()
@@ -378,35 +406,8 @@ def test_a_person_asks_over_http_and_the_reply_arrives_signed(tmp_path: Path) ->
         latest = LatestSnapshot(tmp_path / "snapshots", tensors, node=node)
         install_asking(host.runtime, lambda name: latest())
         server, key = person_server(load_or_create_key(tmp_path / "bob.pem"), received)
-        bob = key.key_id.removesuffix("#main-key")
         try:
-            note_id = f"{bob}/statuses/1"
-            activity = {
-                "@context": "https://www.w3.org/ns/activitystreams",
-                "id": f"{note_id}/activity",
-                "type": "Create",
-                "actor": bob,
-                "to": [node],
-                "object": {
-                    "id": note_id,
-                    "type": "Note",
-                    "attributedTo": bob,
-                    "to": [node],
-                    "content": f'<p><a href="{node}" class="mention">@ada</a> recommend RADIOHEAD, bjork</p>',
-                    "tag": [{"type": "Mention", "href": node, "name": "@ada"}],
-                },
-            }
-            body = json.dumps(activity).encode()
-            inbox = f"{node}/inbox"
-            headers = sign_cavage(
-                method="POST",
-                url=inbox,
-                body=body,
-                key=key,
-                now=time.time(),
-                content_type="application/activity+json",
-            )
-            assert httpx.post(inbox, content=body, headers=headers).status_code == 202
+            note_id = ask_over_http(node, key, 1, "RADIOHEAD, bjork")
             deadline = time.monotonic() + 20
             while not received and time.monotonic() < deadline:
                 time.sleep(0.05)

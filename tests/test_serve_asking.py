@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import html
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import torch
 from pyoxigraph import NamedNode
@@ -18,7 +16,6 @@ from agents.node import FungusNode, founded_group, node_state
 from agents.protocol.context import NodeContext
 from agents.protocol.recommender import LightGCNLearner
 from federation.keys import load_or_create_key
-from federation.signatures import sign_cavage
 from knowledge.graphs import NodeGraphs
 from knowledge.music.importer import import_corpus
 from knowledge.music.rdf import TargetGraphs
@@ -26,7 +23,7 @@ from knowledge.music.synth import SynthParams, synthesize
 from knowledge.store import EmbeddedStore
 from models.graph import load_music_tensors
 from ontology import SPORE
-from tests.test_asking import person_server
+from tests.test_asking import ask_over_http, person_server
 
 
 def lightgcn_node(actor: str, store: EmbeddedStore) -> FungusNode:
@@ -54,32 +51,6 @@ def lightgcn_node(actor: str, store: EmbeddedStore) -> FungusNode:
     return FungusNode("ada", ctx, state, graphs=NodeGraphs(NamedNode(actor), store), boot_at=2.0)
 
 
-def ask(node: str, key: Any, number: int, text: str) -> None:
-    """Bob's signed Create(Note) mentioning the node, POSTed to its inbox."""
-    bob = key.key_id.removesuffix("#main-key")
-    note_id = f"{bob}/statuses/{number}"
-    activity = {
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "id": f"{note_id}/activity",
-        "type": "Create",
-        "actor": bob,
-        "to": [node],
-        "object": {
-            "id": note_id,
-            "type": "Note",
-            "attributedTo": bob,
-            "to": [node],
-            "content": f'<p><a href="{node}" class="mention">@ada</a> recommend {text}</p>',
-            "tag": [{"type": "Mention", "href": node, "name": "@ada"}],
-        },
-    }
-    body = json.dumps(activity).encode()
-    inbox = f"{node}/inbox"
-    media = "application/activity+json"
-    headers = sign_cavage(method="POST", url=inbox, body=body, key=key, now=time.time(), content_type=media)
-    assert httpx.post(inbox, content=body, headers=headers).status_code == 202
-
-
 def wait_for(condition: Any, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -100,12 +71,12 @@ def test_a_served_node_answers_an_ask_after_its_first_round_and_apologises_befor
         names = load_music_tensors(store, actor).artist_names
         node = nodes.nodes[actor]
         assert node.state.rounds_done == 0  # asked before any round: a polite "not yet", not silence
-        ask(actor, key, 1, names[3])
+        ask_over_http(actor, key, 1, names[3])
         wait_for(lambda: len(received) >= 1)
         assert received, "an ask before the first round got no reply"
         wait_for(lambda: node.state.rounds_done >= 1)
         assert node.state.rounds_done >= 1
-        ask(actor, key, 2, f"{names[3].upper()}, {names[7]}")
+        ask_over_http(actor, key, 2, f"{names[3].upper()}, {names[7]}")
         wait_for(lambda: len(received) >= 2)
     finally:
         host.stop()
