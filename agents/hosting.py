@@ -21,35 +21,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-
-from agents.asking import recommenders_from_registry
-from agents.http_transport import HttpTransport, artifact_router
+from agents.http_transport import HttpTransport
 from agents.node import FungusNode, save_checkpoint
 from agents.node_publish import NodePublisher, start_publishing
-from agents.node_status import host_status, status_router
+from agents.node_status import host_status
 from agents.protocol.core import Envelope
 from agents.protocol.messages import Announce, MessageError
 from agents.protocol.wire import from_activity
-from agents.web_models import serve_node_models
-from federation.answering import install_asking
 from federation.client import FetchError
-from federation.config import HostConfig, NodeSpec
-from federation.host import RunningHost, bind_loopback, build_host
 from federation.runtime import HostRuntime
 from federation.vocab import origin_of, same_origin
-from federation.web import web_state
 from reasoning.accusations import record_ledger
 from reasoning.defederation import Ledger
 
-__all__ = ["HostOptions", "NodeHost", "attach_nodes", "sender_allowed", "start_fungus_host"]
+__all__ = ["HostOptions", "NodeHost", "RoundListener", "sender_allowed"]
 
 log = logging.getLogger(__name__)
 
@@ -386,69 +377,3 @@ class NodeHost:
     def status(self) -> dict[str, Any]:
         """The host's JSON status (shape documented in docs/federation.md, \"Host status\")."""
         return host_status(self)
-
-
-def attach_nodes(
-    app: FastAPI,
-    nodes: list[FungusNode],
-    *,
-    options: HostOptions = HostOptions(),
-    on_round: RoundListener | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    **planning: Any,
-) -> NodeHost:
-    """Run ``nodes`` on the host ``app`` (from ``federation.host.build_host``); ``app.state.nodes``.
-
-    Its routes (``/status``, artifacts) go first: later routers of the app may hold catch-all paths.
-    The node runtime starts after the federation runtime, inside the app's lifespan.
-    """
-    runtime: HostRuntime = app.state.runtime
-    host = NodeHost(runtime, nodes, options=options, on_round=on_round, clock=clock, **planning)
-    for router in (status_router(host), artifact_router(host.transport)):
-        app.router.routes[:0] = router.routes
-    original = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
-        async with original(application) as state:
-            await host.start()
-            try:
-                yield state
-            finally:
-                await host.stop()
-
-    app.router.lifespan_context = lifespan
-    app.state.nodes = host
-    serve_node_models(app, host)  # the web page recommends with each node's current weights
-    # Fediverse asks ("@node recommend ...") are answered with the same models the page uses.
-    install_asking(runtime, recommenders_from_registry(web_state(app).models))
-    return host
-
-
-def start_fungus_host(
-    data_dir: Path,
-    make_nodes: Callable[[str], list[FungusNode]],
-    *,
-    options: HostOptions = HostOptions(),
-    on_round: RoundListener | None = None,
-    store: Any = None,
-    port: int = 0,
-) -> tuple[RunningHost, NodeHost]:
-    """A loopback host serving the nodes ``make_nodes(base_url)`` builds, started in a thread.
-
-    The port (0: a free one) is bound first because node actor IRIs contain the base URL.
-    """
-    from knowledge.store import EmbeddedStore
-
-    sock = bind_loopback(port)
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    nodes = make_nodes(base_url)
-    config = HostConfig(
-        base_url=base_url,
-        data_dir=data_dir,
-        nodes=tuple(NodeSpec(name=node.name) for node in nodes),
-        allow_loopback=True,
-    )
-    app = build_host(config, store=store if store is not None else EmbeddedStore())
-    host = attach_nodes(app, nodes, options=options, on_round=on_round)
-    return RunningHost(app, sock).start(), host

@@ -154,7 +154,8 @@ def simulate(
 
 def worker(settings: Settings, index: int, ports: list[int], directory: Path) -> int:
     """Serve this host's share of the nodes; wait for the start instant; report when they are done."""
-    from agents.hosting import HostOptions, start_fungus_host
+    from agents.fungus_host import start_fungus_host
+    from agents.hosting import HostOptions
 
     torch.set_num_threads(1)
     made, _label = learners(settings)

@@ -16,7 +16,7 @@ from pyoxigraph import NamedNode, RdfFormat
 from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
-from agents.hosting import start_fungus_host
+from agents.fungus_host import start_fungus_host
 from agents.node import FungusNode, founded_group, node_state
 from agents.node_publish import (
     NodePublisher,

@@ -9,7 +9,8 @@ import httpx
 import pytest
 import torch
 
-from agents.hosting import HostOptions, sender_allowed, start_fungus_host
+from agents.fungus_host import start_fungus_host
+from agents.hosting import HostOptions, sender_allowed
 from agents.http_transport import (
     ArtifactStore,
     PeerDirectory,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from pyoxigraph import NamedNode
 
-from agents.hosting import start_fungus_host
+from agents.fungus_host import start_fungus_host
 from agents.node import FungusNode, founded_group, node_state
 from agents.protocol.context import NodeContext
 from agents.protocol.recommender import LightGCNLearner

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.hosting import HostOptions, start_fungus_host
+from agents.fungus_host import start_fungus_host
+from agents.hosting import HostOptions
 from agents.node import FungusNode, founded_group, node_state
 from agents.protocol.learning import resolve_rule, shared_part
 from agents.protocol.state import NodeState

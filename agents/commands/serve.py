@@ -158,7 +158,8 @@ def _run(
     except (MusicDataError, ValueError) as error:
         raise UnreadableInput(f"music data: {error}") from error
     # Imported once the data is read: torch and its geometric library take seconds to load.
-    from agents.hosting import HostOptions, attach_nodes
+    from agents.fungus_host import attach_nodes
+    from agents.hosting import HostOptions
     from agents.node import load_checkpoint
     from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, assign_roles, build_node
     from federation.config import HostConfig, NodeSpec
