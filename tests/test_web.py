@@ -21,10 +21,10 @@ from starlette.requests import Request
 
 from federation.jsonld import expand
 from federation.web import web_state
-from federation.web.app import page_of, rdf_view, wanted_rdf
 from federation.web.chart import line_chart
 from federation.web.reading import MetricSeries, decisions_from_rows, metric_series, snapshots_from_rows
 from federation.web.recommending import RecommendationQuery
+from federation.web.state import page_of, rdf_view, wanted_rdf
 from ontology import SPORE
 
 SCHEMA = "https://schema.org/"

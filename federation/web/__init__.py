@@ -5,8 +5,9 @@ Server-rendered HTML (Jinja2 templates) with two small hand-written scripts that
 linked-data routes call for the IRIs a node mints.
 """
 
-from federation.web.app import WebState, mount_web, web_state
+from federation.web.app import mount_web
 from federation.web.recommending import ModelRegistry, NodeModel
 from federation.web.resources import render_resource
+from federation.web.state import WebState, web_state
 
 __all__ = ["ModelRegistry", "NodeModel", "WebState", "mount_web", "render_resource", "web_state"]

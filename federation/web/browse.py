@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pyoxigraph import NamedNode
 
-from federation.web.app import WebState, html_error, page_of, rdf_view, short, wanted_rdf, web_state
 from federation.web.groups import group_graph, node_entries
 from federation.web.resources import (
     current_snapshot_graph,
@@ -24,6 +23,7 @@ from federation.web.resources import (
     node_page,
     resource_page,
 )
+from federation.web.state import WebState, html_error, page_of, rdf_view, short, wanted_rdf, web_state
 
 __all__ = ["browse_router", "network"]
 

@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from federation.web.app import WebState, html_error, rdf_view, wanted_rdf, web_state
 from federation.web.recommending import RecommendationQuery, answer, complete, corrected_artists
+from federation.web.state import WebState, html_error, rdf_view, wanted_rdf, web_state
 
 __all__ = ["recommend_router"]
 

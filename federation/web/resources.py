@@ -16,7 +16,6 @@ from rdflib import Literal as RdfLiteral
 
 import queries
 from federation.actors import LocalActor
-from federation.web.app import WebState, page_of
 from federation.web.chart import line_chart
 from federation.web.groups import GroupView
 from federation.web.reading import (
@@ -28,6 +27,7 @@ from federation.web.reading import (
     snapshots,
     snapshots_from_rows,
 )
+from federation.web.state import WebState, page_of
 from knowledge.graphs import NodeGraphs
 from knowledge.store import StoreError
 from ontology import PREFIXES, SPORE
