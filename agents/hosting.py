@@ -282,7 +282,7 @@ class NodeHost:
         if self.options.checkpoint_dir is not None:
             directory = self.options.checkpoint_dir / node.name
             await asyncio.get_running_loop().run_in_executor(
-                self._executor, save_checkpoint, node.state, directory
+                self._executor, save_checkpoint, node.state, directory, self.now()
             )
         await self._publish_round(node)
         ledger = node.state.defence
