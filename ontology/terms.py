@@ -20,6 +20,7 @@ class SPORE(DefinedNamespace):
     Architecture: URIRef
     Behaviour: URIRef
     Blueprint: URIRef
+    CoListeningStatistics: URIRef
     CodeModule: URIRef
     CoordinateMedian: URIRef
     Coverage: URIRef
@@ -145,6 +146,7 @@ class SPORE(DefinedNamespace):
     spawnedBy: URIRef
     split: URIRef
     stagnationRounds: URIRef
+    statisticsNoise: URIRef
     step: URIRef
     strikesToBlock: URIRef
     switchMargin: URIRef
