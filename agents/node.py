@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,8 @@ from agents.protocol.learning import shared_part
 from agents.protocol.messages import BlueprintSummary, GroupInfo, Message, shapes_of
 from agents.protocol.state import NodeState, OwnedGroup, initial_state
 from knowledge.graphs import NodeGraphs
+from reasoning.defederation import Ledger
+from reasoning.ledger_json import ledger_from_json, ledger_to_json
 
 __all__ = ["Checkpoint", "FungusNode", "founded_group", "load_checkpoint", "node_state", "save_checkpoint"]
 
@@ -108,7 +111,8 @@ class FungusNode:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """What a node keeps on disk: the round it reached, its model, and its activity sequence."""
+    """What a node keeps on disk: the round it reached, its model, its activity sequence, and its
+    defederation memory (``defence``, its times in protocol seconds counted from the load)."""
 
     round: int
     rounds_done: int
@@ -116,28 +120,46 @@ class Checkpoint:
     weights: dict[str, Tensor]
     group: str | None = None  # hashtag of the group it trained with
     founded: str | None = None  # hashtag of the group it owns: a resumed node founds it again
+    defence: Ledger | None = None
 
     def resume(self, state: NodeState) -> NodeState:
         """``state`` (a fresh initial state) carried on from this checkpoint.
 
         Owned groups continue at the stored round (the owner's round is the group's); a member
-        rejoins and receives the group's current round and model with the Accept.
+        rejoins and receives the group's current round and model with the Accept. Peers the node
+        blocked stay blocked (its deliveries from them are dropped, its groups refuse them) until
+        their appeal window runs out.
         """
+        ledger = self.defence if self.defence is not None and self.defence.me == state.actor else None
+        blocked = ledger.blocked if ledger is not None else frozenset()
         owned = {
-            iri: OwnedGroup(info=group.info, members=group.members, last_seen={state.actor: self.round})
+            iri: OwnedGroup(
+                info=group.info,
+                members=group.members - blocked,
+                last_seen={state.actor: self.round},
+                blocked=group.blocked | blocked,
+            )
             for iri, group in state.owned.items()
         }
-        return replace(
+        resumed = replace(
             state,
             weights={**state.weights, **self.weights},
             owned=owned,
             sequence=self.sequence + SEQUENCE_GAP,
             rounds_done=self.rounds_done,
         )
+        if ledger is None:
+            return resumed
+        return replace(resumed, defence=ledger, blocked=resumed.blocked | blocked)
 
 
-def save_checkpoint(state: NodeState, directory: Path) -> None:
-    """Write the node's checkpoint atomically (a crash mid-write leaves the previous one)."""
+def save_checkpoint(state: NodeState, directory: Path, now: float = 0.0, wall: float | None = None) -> None:
+    """Write the node's checkpoint atomically (a crash mid-write leaves the previous one).
+
+    ``now`` is the protocol time of the state (the host's seconds since its epoch) and ``wall`` the
+    wall clock at that moment (default: now): the ledger's times are stored as wall-clock seconds,
+    since a restarted host counts its protocol seconds from 0 again.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     membership = state.membership
     record = {
@@ -150,17 +172,31 @@ def save_checkpoint(state: NodeState, directory: Path) -> None:
     weights_tmp = directory / "weights.safetensors.tmp"
     save_file({name: tensor.contiguous() for name, tensor in state.weights.items()}, str(weights_tmp))
     os.replace(weights_tmp, directory / "weights.safetensors")
+    if isinstance(state.defence, Ledger):
+        shift = (time.time() if wall is None else wall) - now
+        ledger_tmp = directory / "ledger.json.tmp"
+        ledger_tmp.write_text(json.dumps(ledger_to_json(state.defence, shift=shift), sort_keys=True))
+        os.replace(ledger_tmp, directory / "ledger.json")
     record_tmp = directory / "checkpoint.json.tmp"
     record_tmp.write_text(json.dumps(record, sort_keys=True))
     os.replace(record_tmp, directory / "checkpoint.json")
 
 
-def load_checkpoint(directory: Path) -> Checkpoint | None:
-    """The stored checkpoint, or None when the node has none (its first start)."""
+def load_checkpoint(directory: Path, wall: float | None = None) -> Checkpoint | None:
+    """The stored checkpoint, or None when the node has none (its first start).
+
+    The ledger's times come back as protocol seconds of a host whose epoch is the load (``wall``,
+    default now): a block made 50 s before the checkpoint, loaded 10 s after it, began at -60.
+    """
     record_path, weights_path = directory / "checkpoint.json", directory / "weights.safetensors"
     if not record_path.exists() or not weights_path.exists():
         return None
     record = json.loads(record_path.read_text())
+    ledger_path = directory / "ledger.json"
+    defence = None
+    if ledger_path.exists():
+        shift = -(time.time() if wall is None else wall)
+        defence = ledger_from_json(json.loads(ledger_path.read_text()), shift=shift)
     return Checkpoint(
         round=int(record["round"]),
         rounds_done=int(record["rounds_done"]),
@@ -168,4 +204,5 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         weights=load_file(str(weights_path)),
         group=record.get("group"),
         founded=record.get("founded"),
+        defence=defence,
     )

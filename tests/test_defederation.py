@@ -22,6 +22,7 @@ from reasoning.screening import Evidence, Offence, check_claims, find_outliers, 
 from reasoning.standing import PeerRecord, host_of
 
 ME = "https://me.test/actor"
+SPORE_NS = "https://w3id.org/spore/ns#"
 POLICY = DefederationPolicy(outlier_threshold=3.5, accusation_quorum=2, strikes_to_block=2)
 
 
@@ -288,3 +289,89 @@ def test_in_a_small_group_an_honest_update_a_little_further_out_is_no_outlier() 
     assert [e.offender for e in find_outliers(boosted, round_number=0, threshold=3.5, what="distance")] == [
         actor("d")
     ]
+
+
+# Defence memory across restarts ---------------------------------------------------------------------
+
+
+def blocked_mallory(policy: DefederationPolicy, *, now: float) -> Ledger:
+    """A ledger of ``ME`` that blocked mallory on two strikes at ``now``, after an accusation by alice."""
+    mallory = actor("mallory")
+    ledger = ledger_with_clean_record(actor("alice"))
+    ledger, _ = receive_accusation(ledger, policy, accusation(actor("alice"), actor("bob")), now - 5)
+    for round_number in (1, 2):
+        ledger, _, _ = record_screening(
+            ledger,
+            policy,
+            round_number=round_number,
+            screened=[mallory, actor("alice")],
+            evidence=[Evidence(mallory, Offence.OUTLIER_UPDATE, round_number, "far", 9.0, ("x:a",))],
+            now=now,
+        )
+    assert mallory in ledger.blocked
+    return ledger
+
+
+def test_the_ledger_survives_json_with_every_time_moved_by_the_shift() -> None:
+    from reasoning.ledger_json import ledger_from_json, ledger_to_json
+
+    ledger = blocked_mallory(DefederationPolicy(appeal_window=60.0), now=80.0)
+    assert ledger_from_json(ledger_to_json(ledger)) == ledger
+    moved = ledger_from_json(ledger_to_json(ledger, shift=1000.0), shift=-900.0)
+    assert moved.blocks[actor("mallory")].since == 180.0
+    assert moved.received[actor("bob")][actor("alice")].at == 101.0  # its own time, moved
+    assert [e.at for e in moved.history] == [180.0] and moved.peers == ledger.peers
+    with pytest.raises(ValueError, match="ledger"):
+        ledger_from_json({"format": "spore-ledger/1", "me": ME, "peers": {"x": {}}})
+    with pytest.raises(ValueError, match="format"):
+        ledger_from_json([1, 2])
+
+
+def test_a_restarted_node_still_blocks_whom_it_blocked_and_its_appeal_window_ends_on_time(tmp_path) -> None:
+    from agents.node import FungusNode, founded_group, load_checkpoint, node_state, save_checkpoint
+    from agents.protocol.context import NodeContext
+    from agents.protocol.core import Envelope
+    from agents.protocol.defence import LedgerDefence
+    from agents.protocol.learners import LinearLearner
+    from agents.protocol.messages import Leave
+
+    policy = DefederationPolicy(appeal_window=60.0)
+    mallory = actor("mallory")
+
+    def served_node() -> FungusNode:
+        features = torch.randn(20, 3, generator=torch.Generator().manual_seed(1))
+        learner = LinearLearner(features, torch.zeros(20))
+        rule = f"{SPORE_NS}WeightedMean"
+        group = founded_group(ME, "#jazz", (("artist_weight", (3,)),), aggregation_rule=rule)
+        state = node_state(
+            ME,
+            seed=1,
+            weights=learner.initial_weights(1),
+            architecture=rule,
+            seeks=("#jazz",),
+            founds=[group],
+        )
+        return FungusNode("me", NodeContext(learner=learner, defence=LedgerDefence(policy)), state)
+
+    before = served_node()
+    ledger = blocked_mallory(policy, now=80.0)
+    before.state = before.state.__class__(
+        **{**before.state.__dict__, "defence": ledger, "blocked": ledger.blocked}
+    )
+    # checkpointed at protocol second 100 (wall clock 1000); the host restarts at wall clock 1030
+    save_checkpoint(before.state, tmp_path / "me", 100.0, wall=1000.0)
+    checkpoint = load_checkpoint(tmp_path / "me", wall=1030.0)
+    assert checkpoint is not None and checkpoint.defence is not None
+    after = served_node()
+    after.state = checkpoint.resume(after.state)
+    assert mallory in after.state.blocked
+    assert all(mallory in group.blocked for group in after.state.owned.values())
+    leave = Leave(id=f"{mallory}/activities/leave-1", actor=mallory, to=(ME,), group=f"{ME}/groups/jazz")
+    after.step([Envelope(mallory, leave)], 1.0)
+    assert after.state.counters.get("dropped:blocked") == 1
+    # blocked at wall clock 980 with a 60 s window: lifted at 1040, protocol second 10 after the restart
+    restored = after.state.defence
+    assert review_appeals(restored, policy, 9.9)[1] == []
+    lifted, unblocked = review_appeals(restored, policy, 10.0)
+    assert [b.actor for b in unblocked] == [mallory] and mallory not in lifted.blocked
+    assert restored.record(mallory).strikes == 2 and restored.standing(actor("alice")) > 0.5
