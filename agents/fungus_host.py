@@ -64,7 +64,7 @@ def attach_nodes(
     app.state.nodes = host
     serve_node_models(app, host)  # the web page recommends with each node's current weights
     # Fediverse asks ("@node recommend ...") are answered with the same models the page uses.
-    install_asking(runtime, recommenders_from_registry(web_state(app).models))
+    app.state.asking = install_asking(runtime, recommenders_from_registry(web_state(app).models))
     return host
 
 

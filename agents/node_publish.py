@@ -93,9 +93,16 @@ def blueprint_graph(blueprint: Blueprint, iri: str) -> Graph:
 
 
 def node_description(
-    actor: str, *, name: str, blueprint: str, host: str, groups: Iterable[str] = ()
+    actor: str,
+    *,
+    name: str,
+    blueprint: str,
+    host: str,
+    groups: Iterable[str] = (),
+    spawned_by: str | None = None,
 ) -> Graph:
-    """What a node is: its blueprint, host, SPARQL endpoint, graphs and the groups it is in."""
+    """What a node is: its blueprint, host, SPARQL endpoint, graphs, the groups it is in, and the
+    node that spawned it (lineage, ``queries/spawn-children.rq``)."""
     node = URIRef(actor)
     graph = Graph()
     graph.add((node, RDF.type, SPORE.FungusNode))
@@ -106,6 +113,8 @@ def node_description(
     graph.add((node, VOID.sparqlEndpoint, URIRef(f"{actor}/sparql")))
     for group in groups:
         graph.add((node, SPORE.memberOf, URIRef(group)))
+    if spawned_by is not None:
+        graph.add((node, SPORE.spawnedBy, URIRef(spawned_by)))
     return _check(graph, f"the description of {actor}")
 
 
@@ -240,6 +249,7 @@ class NodePublisher:
     blueprint: Blueprint
     host: str
     keep_snapshots: int = 3
+    spawned_by: str | None = None  # the parent of a node spawned on a running host
     _cards: deque[str] = field(default_factory=deque)
     _group: str | None = None
 
@@ -252,7 +262,12 @@ class NodePublisher:
         iri = f"{self.actor}/blueprint"
         graph = blueprint_graph(self.blueprint, iri)
         graph += node_description(
-            self.actor, name=self.blueprint.name, blueprint=iri, host=self.host, groups=groups
+            self.actor,
+            name=self.blueprint.name,
+            blueprint=iri,
+            host=self.host,
+            groups=groups,
+            spawned_by=self.spawned_by,
         )
         _write(self.graphs, GraphKind.BLUEPRINT, graph, replace=True)
         if not self._cards:  # a host restarted on its store: the cards it wrote before count too

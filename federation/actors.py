@@ -93,6 +93,23 @@ class ActorDirectory:
         key = ActorKey(f"{actor_id}#main-key", load_or_create_key(key_path))
         return LocalActor(kind=kind, name=name, id=actor_id, key=key, **spec)
 
+    def add_node(self, spec: NodeSpec) -> LocalActor:
+        """Serve one more node actor from now on (a node spawned on a running host): key, id, lookups."""
+        if spec.name in self.nodes or spec.name in self.groups:
+            raise ValueError(f"{spec.name!r} is already an actor of {self.config.base_url}")
+        base, key_dir = self.config.base_url, Path(self.config.data_dir) / "keys"
+        actor = self._make(
+            ActorKind.NODE,
+            spec.name,
+            f"{base}/nodes/{spec.name}",
+            key_dir / f"node-{spec.name}.pem",
+            node=spec,
+        )
+        self.nodes[spec.name] = actor
+        self._by_id[actor.id] = actor
+        self._by_key[actor.key.key_id] = actor
+        return actor
+
     def by_id(self, actor_id: str) -> LocalActor | None:
         return self._by_id.get(actor_id)
 
