@@ -34,6 +34,7 @@ from agents.node_status import host_status
 from agents.protocol.core import Envelope
 from agents.protocol.messages import Announce, MessageError
 from agents.protocol.wire import from_activity
+from agents.spawn import DEFAULT_MAX_NODES_PER_HOST
 from federation.client import FetchError
 from federation.runtime import HostRuntime
 from federation.vocab import origin_of, same_origin
@@ -60,6 +61,8 @@ class HostOptions:
     checkpoint_dir: Path | None = None  # {dir}/{node}/ checkpoint after every round
     autostart: bool = True  # start the nodes as soon as the app starts (tests start them together)
     discover_seconds: float = 0.0  # before building planned nodes, wait this long for every peer
+    max_nodes: int = DEFAULT_MAX_NODES_PER_HOST  # spawning stops here (``spore serve --max-nodes``)
+    autospawn: bool = False  # served nodes spawn children under their policy (agents/host_spawning.py)
 
 
 @dataclass
@@ -141,6 +144,18 @@ class NodeHost:
                 node.actor, inbox=f"{self.runtime.config.base_url}/inbox", seeks=node.state.seeks
             )
             self._publish_start(node)
+
+    def start_node(self, node: FungusNode) -> None:
+        """Serve ``node`` from now on, on a host already running (a spawned child): add and start it."""
+        self.add_nodes([node])
+        if self.epoch is not None:
+            node.boot_at = self.now()
+            self._tracked[node.actor].time_at_round = self.clock()
+            self._tasks.append(asyncio.create_task(self._run(node), name=f"spore-node-{node.name}"))
+
+    async def in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function`` on the step worker: graph and torch work off the event loop, one at a time."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def _publish_start(self, node: FungusNode) -> None:
         publisher = start_publishing(node, self.runtime.actors.instance.id)
