@@ -6,9 +6,10 @@ renumbered locally, and the artist ids of the shared catalogue. Every node there
 small graph and its own copy of the artist table (its model), and nothing else: the catalogue's IRI
 tuples are shared by reference and no node holds another node's listens.
 
-The item graph (:mod:`models.itemgraph`) is the second thing nodes share: :func:`share_item_graph`
-has every node publish its noised co-listening statistics to its group, checks each payload with
-:func:`models.privacy.check_outgoing`, and gives each node the sum over its group.
+The item graph (:mod:`models.itemgraph`) is the second thing nodes share: with
+``statistics_noise`` set, each group asks its members to publish noised co-listening statistics as
+a protocol message (``ShareStatistics``, agents/protocol/statistics.py), and :func:`item_graph_of`
+reads the RP3beta graph a node built from what it received.
 """
 
 from __future__ import annotations
@@ -23,21 +24,13 @@ from agents.protocol.context import NodeContext
 from agents.protocol.learning import RuleResolver, resolve_rule
 from agents.protocol.messages import Schedule
 from agents.protocol.recommender import LightGCNLearner
+from agents.protocol.statistics import group_statistics
 from agents.scenarios import WEIGHTED_MEAN, actor_iri, add_grouped_node
 from agents.simulator import Simulator
 from knowledge.music import SynthParams, synthesize
 from models.data import MusicTensors
-from models.itemgraph import (
-    DEFAULT_BETA,
-    ItemGraph,
-    co_listening,
-    decode_statistics,
-    encode_statistics,
-    merge_statistics,
-    noised,
-)
-from models.privacy import check_outgoing
-from models.split import PROTOCOL_80_20, split_per_listener
+from models.itemgraph import ItemGraph
+from models.split import PROTOCOL_80_20, SplitProtocol, split_per_listener
 
 __all__ = [
     "IID",
@@ -45,11 +38,10 @@ __all__ = [
     "NON_IID",
     "NodeData",
     "RecsysFungiverse",
-    "SharedItemGraph",
     "deal_listeners",
     "fungiverse_over",
+    "item_graph_of",
     "recsys_fungiverse",
-    "share_item_graph",
     "synthetic_tensors",
     "taste_communities",
 ]
@@ -93,6 +85,7 @@ class NodeData:
     listeners: Tensor
     train_edges: Tensor
     held_out: Tensor
+    validation: Tensor | None = None  # held out of the training part, to choose settings on
 
 
 def taste_communities(
@@ -122,8 +115,16 @@ def taste_communities(
     return labels
 
 
-def deal_listeners(tensors: MusicTensors, nodes: int, *, seed: int, split: str = IID) -> list[NodeData]:
-    """Split 80/20 per listener, then deal listeners to ``nodes``, renumbered locally.
+def deal_listeners(
+    tensors: MusicTensors,
+    nodes: int,
+    *,
+    seed: int,
+    split: str = IID,
+    protocol: SplitProtocol = PROTOCOL_80_20,
+) -> list[NodeData]:
+    """Split per listener by ``protocol`` (80/20, or with a validation part), then deal listeners to
+    ``nodes``, renumbered locally.
 
     ``split``: ``iid`` deals listeners at random; ``non-iid`` finds ``nodes`` taste communities
     (:func:`taste_communities`, on training edges only), orders listeners by community and by how
@@ -131,7 +132,7 @@ def deal_listeners(tensors: MusicTensors, nodes: int, *, seed: int, split: str =
     community (a large community spans several nodes, a small one shares a node with its neighbour
     in the order) and every node the same number of listeners, like the IID split.
     """
-    split_edges = split_per_listener(tensors, PROTOCOL_80_20, seed)
+    split_edges = split_per_listener(tensors, protocol, seed)
     train = split_edges.train.interactions
     if split == IID:
         order = torch.randperm(tensors.num_listeners, generator=torch.Generator().manual_seed(seed))
@@ -156,7 +157,8 @@ def deal_listeners(tensors: MusicTensors, nodes: int, *, seed: int, split: str =
             kept = edges[:, local[edges[0]] >= 0]
             return torch.stack([local[kept[0]], kept[1]])
 
-        dealt.append(NodeData(mine, renumber(train), renumber(split_edges.test)))
+        valid = None if split_edges.valid is None else renumber(split_edges.valid)
+        dealt.append(NodeData(mine, renumber(train), renumber(split_edges.test), valid))
     return dealt
 
 
@@ -207,9 +209,14 @@ def fungiverse_over(
     evaluate: bool = True,
     row_fraction: float | None = None,
     quantize: bool = False,
+    statistics_noise: float | None = None,
     simulator_options: dict[str, object] | None = None,
 ) -> RecsysFungiverse:
-    """One LightGCN node per entry of ``data`` in groups of ``group_size`` over ``tensors``' catalogue."""
+    """One LightGCN node per entry of ``data`` in groups of ``group_size`` over ``tensors``' catalogue.
+
+    ``statistics_noise``: the groups ask their members to share co-listening statistics with this
+    noise (None: they share only model updates).
+    """
     simulator = Simulator(seed=seed, **(simulator_options or {}))  # type: ignore[arg-type]
     actors = [actor_iri(i) for i in range(len(data))]
     for index, (actor, mine) in enumerate(zip(actors, data, strict=True)):
@@ -221,6 +228,7 @@ def fungiverse_over(
             embedding_dim=embedding_dim,
             num_layers=num_layers,
             local_epochs=local_epochs,
+            validation=mine.validation,
         )
         add_grouped_node(
             simulator,
@@ -243,47 +251,14 @@ def fungiverse_over(
             round_timeout=round_timeout,
             row_fraction=row_fraction,
             quantize=quantize,
+            statistics_noise=statistics_noise,
         )
     return RecsysFungiverse(simulator, actors, tensors, data)
 
 
-@dataclass(frozen=True)
-class SharedItemGraph:
-    """What :func:`share_item_graph` gave each node, and what it cost."""
-
-    graphs: list[ItemGraph]  # one per node: the RP3beta graph of its group's summed statistics
-    bytes_sent: list[int]  # per node, over the whole exchange (every copy to every group member)
-    payload_bytes: list[int]  # per node, one encoded copy of its statistics
-
-
-def share_item_graph(
-    world: RecsysFungiverse,
-    *,
-    group_size: int = 8,
-    sigma: float = 0.0,
-    beta: float = DEFAULT_BETA,
-    seed: int = 0,
-    check: bool = True,
-) -> SharedItemGraph:
-    """Every node publishes its noised co-listening statistics to its group once; each sums its group's.
-
-    The payload each node sends is the encoded bytes, privacy-checked (``check``) against the
-    node's own listener IRIs before they leave it, and decoded by every receiver as untrusted input.
-    """
-    num_artists = world.tensors.num_artists
-    payloads: list[bytes] = []
-    for index, mine in enumerate(world.data):
-        own = co_listening(mine.train_edges, int(mine.listeners.numel()), num_artists)
-        noise = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        payload = encode_statistics(noised(own, sigma, noise))
-        if check:
-            check_outgoing(payload, world.listener_iris(index))
-        payloads.append(payload)
-    graphs, sent = [], []
-    for index in range(len(world.data)):
-        start = index - index % group_size
-        members = range(start, min(start + group_size, len(world.data)))
-        received = [decode_statistics(payloads[m], num_artists=num_artists) for m in members]
-        graphs.append(ItemGraph.from_statistics(merge_statistics(received), beta=beta))
-        sent.append(len(payloads[index]) * (len(members) - 1))
-    return SharedItemGraph(graphs, sent, [len(p) for p in payloads])
+def item_graph_of(world: RecsysFungiverse, actor: str, *, beta: float | None = None) -> ItemGraph | None:
+    """The RP3beta graph ``actor`` scores with: the sum of the statistics it holds for its group
+    (its own and what its peers sent it over the protocol), or None before it holds any."""
+    node = world.simulator.nodes[actor]
+    parts = group_statistics(node.ctx, world.simulator.state(actor))
+    return world.learner(actor).item_graph(parts, beta=beta) if parts else None

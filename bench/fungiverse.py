@@ -3,7 +3,8 @@
 ``--quality``: centralized LightGCN (the ceiling), each node alone (silo), FedAvg of the artist
 table, and SPORE (shared co-listening graph + compressed co-training + local fine-tuning), with
 listeners split across ``--nodes`` (default 8) nodes IID and non-IID (one taste community per
-node), all on one 80/20 split; see bench/fungiverse_quality.py and docs/spore-protocol.md section 11.
+node), all on one 70/10/20 split (settings chosen on validation); see bench/fungiverse_quality.py
+and docs/spore-protocol.md section 11.
 
     python bench/fungiverse.py --quality [--nodes 8] [--rounds 40] [--data DIR] [--json PATH]
 
@@ -188,11 +189,14 @@ def quality(args: argparse.Namespace) -> int:
     )
     for split in ("iid", "non-iid"):
         spore = next(m for m in results[split] if m["method"] == "SPORE")
+        betas = sorted(set(spore["chosen_beta"].values()))
+        weights = sorted(set(spore["chosen_blend_weight"].values()))
         print(
-            f"{split}: co-listening statistics, once per node: "
-            f"{spore['statistics_payload_bytes']} bytes a copy, "
-            f"{spore['statistics_bytes_per_node_once']} bytes to its group "
+            f"{split}: co-listening statistics sent to {spore['statistics_messages']} peers in all, "
+            f"at most {spore['statistics_bytes_per_node_once']} bytes from one node "
             f"({spore['statistics_bytes_per_node_once'] / spore['full_copy_bytes']:.2f} full copies); "
+            f"{spore['bytes_per_node_round_with_statistics']:.0f} bytes/node/round with them; "
+            f"chosen on validation: beta {betas}, blend weight {weights}; "
             f"{spore['payloads_checked']} payloads privacy-checked"
         )
     write_json(args.json_path, "fungiverse-quality", results)

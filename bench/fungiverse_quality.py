@@ -1,17 +1,22 @@
 """The quality half of bench/fungiverse.py: centralized, silo, FedAvg and SPORE on Last.fm-2k.
 
-Every method sees the same 80/20 per-listener split (``models.split``, one seed) and is scored the
-same way: full ranking over all artists, training artists masked, Recall@20 and NDCG@20 averaged
-over all listeners of all nodes (each node's mean weighted by its listeners). Federated methods run
-in the protocol simulator, with the privacy check (``models.privacy.check_outgoing``) on every
-payload that leaves a node, on the wire bytes.
+Every method sees the same per-listener split (``models.split``, one seed): 70 % training, 10 %
+validation (carved out of the former 80 % training part; the 20 % test part is unchanged), and is
+scored the same way: full ranking over all artists, training and validation artists masked,
+Recall@20 and NDCG@20 averaged over all listeners of all nodes (each node's mean weighted by its
+listeners). Only SPORE has settings to choose, and it chooses them on validation, never on test.
+Federated methods run in the protocol simulator, with the privacy check
+(``models.privacy.check_outgoing``) on every payload that leaves a node, on the wire bytes.
 
 * centralized: one LightGCN over everybody's listens (the ceiling);
 * silo: each node's LightGCN trained on its listeners alone, same trainer;
 * FedAvg: the protocol's weighted mean of the artist table every round, full fp32 copies;
-* SPORE: the co-listening graph shared once (``models.itemgraph``), LightGCN co-trained with
-  compressed updates (top rows, int8, error feedback), a few local epochs after the last merge, and
-  recommendations from the standardised sum of the graph walk and the model's scores.
+* SPORE: co-listening statistics shared as a protocol message (``ShareStatistics``, once per peer,
+  privacy-checked with every other payload), LightGCN co-trained with compressed updates (top rows,
+  int8, error feedback), a few local epochs after the last merge, and recommendations from the
+  standardised sum of the RP3beta walk over the summed graph and the model's scores. Each node
+  chooses RP3beta's ``beta`` on its own validation listens by the walk's Recall@20 once it holds its
+  group's statistics, and the blend weight by the blend's validation Recall@20 at every evaluation.
 """
 
 from __future__ import annotations
@@ -25,15 +30,16 @@ from typing import Any
 
 import torch
 
-from agents.protocol.recommender import blended
+from agents.protocol.recommender import LightGCNLearner, standardised
 from agents.protocol.wire import WireCodec, WirePayload
 from agents.recsys_scenario import (
     IID,
     NON_IID,
     NodeData,
+    RecsysFungiverse,
     deal_listeners,
     fungiverse_over,
-    share_item_graph,
+    item_graph_of,
 )
 from models.adjacency import bipartite_adjacency
 from models.compression import full_copy_bytes
@@ -41,10 +47,15 @@ from models.data import MusicTensors
 from models.lightgcn import LightGCN
 from models.metrics import RankingMetrics
 from models.privacy import check_outgoing
-from models.split import PROTOCOL_80_20, split_per_listener
+from models.split import SplitProtocol, split_per_listener
 from models.train import TrainConfig, evaluate_model, train_bpr
 
 K = 20
+PROTOCOL_70_10_20 = SplitProtocol(
+    name="random-70-10-20",
+    ratios=(0.7, 0.1, 0.2),
+    description="per-listener random split, 70% training / 10% validation / 20% test, full ranking",
+)
 
 
 @dataclass
@@ -62,7 +73,8 @@ class Settings:
     row_fraction: float = 0.02  # 7 copies a round stay under 5 % of one fp32 copy
     fine_tune_epochs: int = 3
     noise: float = 0.005
-    blend_weight: float = 1.0
+    betas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6)  # RP3beta popularity damping, chosen on validation
+    blend_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # the model's share, on validation
 
 
 @dataclass
@@ -117,8 +129,10 @@ def subsample(tensors: MusicTensors, listeners: int, seed: int) -> MusicTensors:
 
 def centralized(tensors: MusicTensors, settings: Settings) -> dict[str, Any]:
     """LightGCN over all listeners at once, test quality traced every ``every`` epochs."""
-    split = split_per_listener(tensors, PROTOCOL_80_20, settings.seed)
+    split = split_per_listener(tensors, PROTOCOL_70_10_20, settings.seed)
     train, test = split.train.interactions, split.test
+    assert split.valid is not None
+    known = torch.cat([train, split.valid], dim=1)
     model = LightGCN(tensors.num_listeners, tensors.num_artists, settings.embedding_dim, settings.num_layers)
     graph = bipartite_adjacency(train, tensors.num_listeners, tensors.num_artists)
     config = TrainConfig(epochs=settings.central_epochs, eval_every=settings.every, k=K, seed=settings.seed)
@@ -127,7 +141,7 @@ def centralized(tensors: MusicTensors, settings: Settings) -> dict[str, Any]:
         graph,
         train,
         config,
-        monitor=lambda m: evaluate_model(m, graph, test, train, k=K),
+        monitor=lambda m: evaluate_model(m, graph, test, known, k=K),
         progress=False,
     )
     trace = Trace()
@@ -152,7 +166,7 @@ def silo(tensors: MusicTensors, data: list[NodeData], settings: Settings) -> dic
             graph,
             mine.train_edges,
             config,
-            monitor=lambda m, g=graph, d=mine: evaluate_model(m, g, d.held_out, d.train_edges, k=K),
+            monitor=lambda m, g=graph, d=mine: evaluate_model(m, g, d.held_out, _known(d), k=K),
             progress=False,
         )
         traces.append([(r.epoch, r.seconds, r.extra) for r in report.history if r.extra is not None])
@@ -161,6 +175,12 @@ def silo(tensors: MusicTensors, data: list[NodeData], settings: Settings) -> dic
         seconds = sum(point[1] for point in points)
         trace.add(points[0][0], seconds, micro_average([point[2] for point in points]))
     return _summary("silo (each node alone)", "epochs", trace, bytes_per_round=0)
+
+
+def _known(mine: NodeData) -> torch.Tensor:
+    """What ranking on test masks: training and validation listens."""
+    parts = [mine.train_edges] + ([mine.validation] if mine.validation is not None else [])
+    return torch.cat(parts, dim=1)
 
 
 class _PrivacyTap:
@@ -173,9 +193,13 @@ class _PrivacyTap:
     def __init__(self) -> None:
         self.listeners: dict[str, list[str]] = {}
         self.checked = 0
+        self.statistics_bytes: dict[str, int] = {}  # sender -> statistics artifact bytes, every copy
         self._last: WirePayload | None = None
 
     def __call__(self, sender: str, recipient: str, payload: WirePayload) -> None:
+        if b"spore:CoListeningStatistics" in payload.activity:
+            sent = sum(len(blob) for _, blob in payload.artifacts)
+            self.statistics_bytes[sender] = self.statistics_bytes.get(sender, 0) + sent
         if payload is self._last:
             return
         self._last = payload
@@ -186,15 +210,63 @@ class _PrivacyTap:
         self.checked += 1
 
 
+@dataclass
+class _Choices:
+    """One node's settings chosen on its validation listens, and its graph's standardised scores."""
+
+    beta: float
+    graph_scores: torch.Tensor  # [listeners, artists], fixed once the group's statistics are in
+    weight: float = 1.0
+
+
+def _choose_beta(world: RecsysFungiverse, actor: str, betas: tuple[float, ...]) -> _Choices:
+    """The ``beta`` whose RP3beta walk ranks this node's validation listens best, and its scores."""
+    learner = world.learner(actor)
+    best: tuple[float, float] | None = None
+    for beta in betas:
+        graph = item_graph_of(world, actor, beta=beta)
+        assert graph is not None, "the node holds no co-listening statistics"
+        measured = learner.ranking(learner.graph_scorer(graph), validation=True)
+        recall = measured.recall if measured is not None else 0.0
+        if best is None or recall > best[0]:
+            best = (recall, beta)
+    assert best is not None
+    graph = item_graph_of(world, actor, beta=best[1])
+    assert graph is not None
+    everyone = torch.arange(learner.num_listeners)
+    return _Choices(best[1], standardised(learner.graph_scorer(graph)(everyone)))
+
+
+def _blended_ranking(
+    learner: LightGCNLearner, weights: Any, choices: _Choices, blend_weights: tuple[float, ...]
+) -> RankingMetrics | None:
+    """Test metrics of graph + weight x model, the weight chosen on validation (kept in ``choices``)."""
+    model = standardised(learner.scorer(weights)(torch.arange(learner.num_listeners)))
+
+    def with_weight(weight: float) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda listeners: choices.graph_scores[listeners] + weight * model[listeners]
+
+    best: tuple[float, float] | None = None
+    for weight in blend_weights:
+        measured = learner.ranking(with_weight(weight), validation=True)
+        recall = measured.recall if measured is not None else 0.0
+        if best is None or recall > best[0]:
+            best = (recall, weight)
+    assert best is not None
+    choices.weight = best[1]
+    return learner.ranking(with_weight(choices.weight))
+
+
 def protocol_run(
     tensors: MusicTensors, data: list[NodeData], settings: Settings, *, row_fraction: float | None
 ) -> list[dict[str, Any]]:
     """Co-train through the simulator round by round; trace quality every ``every`` rounds.
 
-    The nodes first share their co-listening statistics. With ``row_fraction`` None (full fp32
-    updates) the run yields two methods from the same co-training: FedAvg (the merged model alone:
-    the baseline, which never looks at the shared graph) and SPORE uncompressed (the same model
-    blended with the graph, then fine-tuned). With a ``row_fraction`` it yields SPORE.
+    Members share their co-listening statistics over the protocol with their first update. With
+    ``row_fraction`` None (full fp32 updates) the run yields two methods from the same co-training:
+    FedAvg (the merged model alone: the baseline, which never looks at the shared graph) and SPORE
+    uncompressed (the same model blended with the graph, then fine-tuned). With a ``row_fraction``
+    it yields SPORE.
     """
     tap = _PrivacyTap()
     world = fungiverse_over(
@@ -208,23 +280,25 @@ def protocol_run(
         evaluate=False,
         row_fraction=row_fraction,
         quantize=row_fraction is not None,
+        statistics_noise=settings.noise,
         round_timeout=60.0,
         simulator_options={"codec": WireCodec(), "tap": tap},
     )
     tap.listeners = {actor: world.listener_iris(i) for i, actor in enumerate(world.actors)}
-    started = time.perf_counter()
-    shared = share_item_graph(world, group_size=settings.nodes, sigma=settings.noise, seed=settings.seed)
-    sharing = time.perf_counter() - started
     simulator = world.simulator
+    choices: dict[str, _Choices] = {}
 
     def quality(weights_of: Callable[[int, str], Any], graph: bool) -> tuple[float, float]:
         parts = []
         for index, actor in enumerate(world.actors):
             learner = world.learner(actor)
-            scorer = learner.scorer(weights_of(index, actor))
-            if graph:
-                scorer = blended(learner.graph_scorer(shared.graphs[index]), scorer, settings.blend_weight)
-            parts.append(learner.ranking(scorer))
+            weights = weights_of(index, actor)
+            if not graph:
+                parts.append(learner.ranking(learner.scorer(weights)))
+                continue
+            if actor not in choices:
+                choices[actor] = _choose_beta(world, actor, settings.betas)
+            parts.append(_blended_ranking(learner, weights, choices[actor], settings.blend_weights))
         return micro_average(parts)
 
     spore, model_only, spent = Trace(), Trace(), 0.0
@@ -238,7 +312,7 @@ def protocol_run(
         spent += time.perf_counter() - started
         if round_number % settings.every == 0 or round_number == settings.rounds:
             current = lambda i, a: simulator.state(a).weights  # noqa: E731
-            spore.add(round_number, sharing + spent, quality(current, graph=True))
+            spore.add(round_number, spent, quality(current, graph=True))
             if row_fraction is None:
                 model_only.add(round_number, spent, quality(current, graph=False))
     if settings.fine_tune_epochs:
@@ -248,10 +322,12 @@ def protocol_run(
             for i, a in enumerate(world.actors)
         ]
         tuning = time.perf_counter() - started
-        spore.add(settings.rounds, sharing + spent + tuning, quality(lambda i, a: tuned[i], graph=True))
+        spore.add(settings.rounds, spent + tuning, quality(lambda i, a: tuned[i], graph=True))
     merged = sum(simulator.state(a).rounds_done for a in world.actors)
-    per_round = simulator.stats.get("update-bytes", 0) / max(1, merged)
-    per_message = simulator.stats.get("update-bytes", 0) / max(1, simulator.stats.get("updates", 1))
+    update_bytes = simulator.stats.get("update-bytes", 0)
+    statistics_bytes = sum(tap.statistics_bytes.values())
+    per_round = update_bytes / max(1, merged)
+    per_message = update_bytes / max(1, simulator.stats.get("updates", 1))
     full = full_copy_bytes(dict(simulator.state(world.actors[0]).blueprint.shared_shapes))
     traffic = {
         "bytes_per_update": per_message,
@@ -262,9 +338,13 @@ def protocol_run(
         "row_fraction": row_fraction,
     }
     statistics = {
-        "statistics_bytes_per_node_once": max(shared.bytes_sent),
-        "statistics_payload_bytes": max(shared.payload_bytes),
-        "statistics_seconds": sharing,
+        "statistics_bytes_per_node_once": max(tap.statistics_bytes.values(), default=0),
+        "statistics_messages": sum(
+            simulator.state(a).counters.get("sent:statistics", 0) for a in world.actors
+        ),
+        "bytes_per_node_round_with_statistics": (update_bytes + statistics_bytes) / max(1, merged),
+        "chosen_beta": {actor: c.beta for actor, c in choices.items()},
+        "chosen_blend_weight": {actor: c.weight for actor, c in choices.items()},
     }
     name = "SPORE" if row_fraction is not None else "SPORE, uncompressed"
     methods = [{**_summary(name, "rounds", spore, bytes_per_round=per_round), **traffic, **statistics}]
@@ -298,7 +378,9 @@ def run_quality(
     results["centralized"] = centralized(tensors, settings)
     print(f"centralized: {results['centralized']['recall']:.4f}", flush=True)
     for split in splits:
-        data = deal_listeners(tensors, settings.nodes, seed=settings.seed, split=split)
+        data = deal_listeners(
+            tensors, settings.nodes, seed=settings.seed, split=split, protocol=PROTOCOL_70_10_20
+        )
         methods = [silo(tensors, data, settings)]
         print(f"{split} silo: {methods[-1]['recall']:.4f}", flush=True)
         methods += protocol_run(tensors, data, settings, row_fraction=None)

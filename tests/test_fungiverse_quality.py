@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-import agents.recsys_scenario as scenario
 from agents.protocol.recommender import blended, standardised
+from agents.protocol.wire import WireCodec, WirePayload
 from agents.recsys_scenario import (
     IID,
     NON_IID,
     deal_listeners,
+    item_graph_of,
     recsys_fungiverse,
-    share_item_graph,
     synthetic_tensors,
     taste_communities,
 )
@@ -182,25 +182,42 @@ def test_non_iid_nodes_hold_more_alike_listeners_than_iid_nodes() -> None:
     assert within_node_overlap(NON_IID) > 1.3 * within_node_overlap(IID)
 
 
-def test_statistics_exchange_checks_every_payload_and_agrees_within_groups(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    world = recsys_fungiverse(4, params=SMALL, group_size=2, embedding_dim=8, max_rounds=1)
-    checked: list[list[str]] = []
+def test_statistics_travel_as_protocol_messages_checked_and_summed_within_groups() -> None:
+    checked: list[str] = []
+    world = None
 
-    def spy(payload: bytes, iris: list[str]) -> None:
-        checked.append(list(iris))
-        check_outgoing(payload, iris)
+    def tap(sender: str, recipient: str, payload: WirePayload) -> None:
+        assert world is not None
+        if b"spore:CoListeningStatistics" in payload.activity:
+            checked.append(sender)
+        index = world.actors.index(sender)
+        for blob in (payload.activity, *(artifact for _, artifact in payload.artifacts)):
+            check_outgoing(blob, world.listener_iris(index))
 
-    monkeypatch.setattr(scenario, "check_outgoing", spy)
-    shared = share_item_graph(world, group_size=2, sigma=0.0)
-    assert checked == [world.listener_iris(i) for i in range(4)]
-    assert all(sent == size for sent, size in zip(shared.bytes_sent, shared.payload_bytes, strict=True))
+    world = recsys_fungiverse(
+        4,
+        params=SMALL,
+        group_size=2,
+        embedding_dim=8,
+        max_rounds=2,
+        statistics_noise=0.0,
+        simulator_options={"codec": WireCodec(), "tap": tap},
+    )
+    world.simulator.run_until(lambda s: all(s.state(a).rounds_done >= 2 for a in world.actors), limit=100.0)
+    # Once per peer, not once per round: each of the four nodes sent to its one group peer.
+    assert sorted(checked) == sorted(world.actors)
+    graphs = [item_graph_of(world, actor) for actor in world.actors]
+    assert all(graph is not None for graph in graphs)
     listened = torch.eye(world.tensors.num_artists)[:5]
-    same = [
-        torch.allclose(shared.graphs[a].score(listened), shared.graphs[b].score(listened))
-        for a, b in ((0, 1), (2, 3))
-    ]
-    assert same == [True, True]
-    assert not torch.allclose(shared.graphs[0].score(listened), shared.graphs[2].score(listened))
+    scores = [graph.score(listened) for graph in graphs if graph is not None]
+    assert [torch.allclose(scores[0], scores[1]), torch.allclose(scores[2], scores[3])] == [True, True]
+    assert not torch.allclose(scores[0], scores[2])
+    # The group sum is exactly what one node holding both nodes' listens computes.
+    both = [world.data[0], world.data[1]]
+    offset = int(both[0].listeners.numel())
+    edges = torch.cat([both[0].train_edges, both[1].train_edges + torch.tensor([[offset], [0]])], dim=1)
+    pooled = ItemGraph.from_statistics(co_listening(edges, offset + int(both[1].listeners.numel()), 150))
+    assert torch.allclose(pooled.score(listened), scores[0], atol=1e-3)
     # The check is not vacuous: statistics whose header named a listener would be refused.
     doctored = save_safetensors({"values": torch.zeros(1)}, metadata={"source": world.listener_iris(0)[0]})
     with pytest.raises(PrivacyViolation):
@@ -231,6 +248,10 @@ def test_benchmark_quality_path_runs_every_method_with_the_privacy_check(tmp_pat
         assert set(methods) == {"silo (each node alone)", "FedAvg", "SPORE", "SPORE, uncompressed"}
         assert methods["FedAvg"]["update_share_of_full_copy"] > 0.9  # full copies
         assert methods["SPORE"]["update_share_of_full_copy"] < 0.2  # 10 % of rows, int8
-        assert methods["SPORE"]["payloads_checked"] > 0 and methods["SPORE"]["statistics_payload_bytes"] > 0
+        assert (
+            methods["SPORE"]["payloads_checked"] > 0
+            and methods["SPORE"]["statistics_bytes_per_node_once"] > 0
+        )
+        assert set(methods["SPORE"]["chosen_beta"].values()) <= set(settings.betas)
         assert all(0.0 <= m["recall"] <= 1.0 for m in methods.values())
     assert {row[0] for row in targets(results)} >= {"IID: SPORE / centralized", "non-IID: SPORE / FedAvg"}

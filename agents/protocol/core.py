@@ -32,10 +32,12 @@ from agents.protocol.messages import (
     ModelUpdate,
     Reject,
     Remove,
+    ShareStatistics,
     Undo,
 )
 from agents.protocol.rounds import accept_update, finish_round_if_due, publish, start_round
 from agents.protocol.state import Membership, NodeState, Phase, count
+from agents.protocol.statistics import accept_statistics
 
 __all__ = ["Envelope", "Handler", "HandlerRegistry", "default_handlers", "leave", "step"]
 
@@ -209,6 +211,7 @@ def default_handlers() -> HandlerRegistry:
     registry.on(Add)(_on_add)
     registry.on(Remove)(_on_remove)
     registry.on(Create)(_on_create)
+    registry.on(ShareStatistics)(_on_statistics)
     registry.on(Flag)(_on_defederation)
     registry.on(Block)(_on_defederation)
     registry.on(Undo)(_on_defederation)
@@ -379,6 +382,11 @@ def _on_remove(ctx: NodeContext, state: NodeState, message: Message, now: float)
 def _on_create(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
     assert isinstance(message, Create)
     return accept_update(ctx, state, message.actor, message.update, now)
+
+
+def _on_statistics(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
+    assert isinstance(message, ShareStatistics)
+    return accept_statistics(ctx, state, message.actor, message.statistics)
 
 
 def _on_defederation(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:

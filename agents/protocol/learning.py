@@ -22,6 +22,7 @@ __all__ = [
     "MergeRule",
     "PrivacyViolation",
     "RuleResolver",
+    "StatisticsLearner",
     "TrainResult",
     "Weights",
     "WeightedParameters",
@@ -79,6 +80,28 @@ class Learner(Protocol):
 
     def evaluate(self, weights: Weights) -> dict[str, float]:
         """Metrics of ``weights`` on the node's local validation data."""
+        ...
+
+
+@runtime_checkable
+class StatisticsLearner(Protocol):
+    """A learner that publishes its node's co-listening statistics and scores with its group's sum.
+
+    Optional: the core shares statistics only in a group that asks for them
+    (``GroupInfo.statistics_noise``) and only from learners that implement this
+    (``agents/protocol/statistics.py``); payloads are ``models.itemgraph`` safetensors bytes.
+    """
+
+    def statistics_payload(self, noise: float, *, seed: int) -> bytes | None:
+        """This node's noised statistics (None: it has no listens to describe)."""
+        ...
+
+    def statistics_problem(self, data: bytes) -> str | None:
+        """Why received statistics cannot be used (a one-line reason), or None if they can."""
+        ...
+
+    def evaluate_with_statistics(self, weights: Weights, statistics: Sequence[bytes]) -> dict[str, float]:
+        """Metrics of ``weights`` blended with the item graph summed from ``statistics``."""
         ...
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Announce",
     "Block",
     "BlueprintSummary",
+    "CoListeningStatistics",
     "Create",
     "Flag",
     "GroupInfo",
@@ -46,6 +47,7 @@ __all__ = [
     "Reject",
     "Remove",
     "Schedule",
+    "ShareStatistics",
     "Undo",
     "freeze_parameters",
     "parameters_digest",
@@ -134,6 +136,8 @@ class GroupInfo:
     # Compressed updates: send at most this fraction of each table's rows (None: full tensors).
     row_fraction: float | None = None
     quantize: bool = False
+    # Members share noised co-listening statistics with this noise (None: the group shares none).
+    statistics_noise: float | None = None
 
     def __post_init__(self) -> None:
         _require_iri(self.iri, "group")
@@ -153,6 +157,12 @@ class GroupInfo:
             raise MessageError(f"row fraction must lie in (0, 1], got {self.row_fraction!r}")
         if self.quantize and self.row_fraction is None:
             raise MessageError("quantized updates need a row fraction (1.0 for every changed row)")
+        if self.statistics_noise is not None and not (
+            isinstance(self.statistics_noise, int | float) and 0 <= self.statistics_noise < math.inf
+        ):
+            raise MessageError(
+                f"statistics noise must be a non-negative number, got {self.statistics_noise!r}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -363,6 +373,42 @@ class Create(Message):
 
     activity_type: ClassVar[str] = "Create"
     update: ModelUpdate
+
+
+@dataclass(frozen=True, eq=False)
+class CoListeningStatistics:
+    """A member's noised co-listening statistics for its group: ``models.itemgraph`` safetensors bytes.
+
+    Kept as bytes (not decoded tensors) because only the receiver's learner knows the catalogue to
+    decode them against; ``sha256`` names the bytes and is checked on construction, like an update.
+    """
+
+    group: str
+    data: bytes
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        _require_iri(self.group, "statistics group")
+        if not isinstance(self.data, bytes) or not self.data:
+            raise MessageError("statistics must be non-empty bytes")
+        digest = hashlib.sha256(self.data).hexdigest()
+        if not self.sha256:
+            object.__setattr__(self, "sha256", digest)
+        elif self.sha256 != digest:
+            raise MessageError("statistics do not hash to the announced sha256")
+
+    @property
+    def byte_size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShareStatistics(Message):
+    """A member publishes its co-listening statistics to its group (AS ``Create`` of a
+    ``spore:CoListeningStatistics``): once to each peer, and again whenever they change."""
+
+    activity_type: ClassVar[str] = "Create"
+    statistics: CoListeningStatistics
 
 
 # Defederation (docs/spore-protocol.md section 8; reasoning/defederation.py decides when) ----------

@@ -10,15 +10,28 @@ keeps the best-validated epoch, both right for one run and wrong for one round).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from agents.protocol.learning import TrainResult, Weights
 from models.adjacency import bipartite_adjacency
-from models.itemgraph import ItemGraph
+from models.itemgraph import (
+    DEFAULT_BETA,
+    CoListening,
+    ItemGraph,
+    MalformedStatisticsError,
+    co_listening,
+    decode_statistics,
+    encode_statistics,
+    merge_statistics,
+    noised,
+)
 from models.lightgcn import LightGCN
 from models.metrics import RankingMetrics, evaluate_ranking
 from models.train import bpr_epoch, embedding_scorer, evaluate_model
@@ -26,6 +39,21 @@ from models.train import bpr_epoch, embedding_scorer, evaluate_model
 __all__ = ["LightGCNLearner", "blended", "standardised"]
 
 Scorer = Callable[[Tensor], Tensor]
+
+# Statistics are large and every member of a group receives the same bytes and builds the same graph:
+# decode each payload and build each summed graph once per process (bounded, least recent dropped).
+_DECODED: OrderedDict[tuple[str, int], CoListening] = OrderedDict()
+_GRAPHS: OrderedDict[tuple[tuple[str, ...], int, float], ItemGraph] = OrderedDict()
+
+
+def _remember(cache: OrderedDict, key: object, make: Callable[[], object], limit: int) -> Any:
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    cache[key] = value = make()
+    if len(cache) > limit:
+        cache.popitem(last=False)
+    return value
 
 
 def standardised(scores: Tensor) -> Tensor:
@@ -50,6 +78,12 @@ class LightGCNLearner:
     ``num_listeners`` is this node's listener count, ``num_artists`` the catalogue's. ``local_epochs``
     passes over ``train_edges`` per round in batches of ``batch_size``; Adam restarts each round
     (its moments describe the weights before the merge, not after).
+
+    Co-listening statistics (``agents.protocol.statistics``): the node publishes those of
+    ``train_edges`` and scores with RP3beta (``graph_beta``) over its group's sum, blended with
+    weight ``blend_weight``. ``validation``: listens held out of training to choose those two on
+    (:meth:`ranking` with ``validation=True``); they are masked, like training listens, when
+    ranking ``held_out``.
     """
 
     train_edges: Tensor
@@ -63,9 +97,13 @@ class LightGCNLearner:
     local_epochs: int = 1
     batch_size: int = 2048
     k: int = 20
+    graph_beta: float = DEFAULT_BETA
+    blend_weight: float = 1.0
+    validation: Tensor | None = None
     _graph: Tensor = field(init=False, repr=False)
     _known: Tensor = field(init=False, repr=False)
     _module: LightGCN | None = field(init=False, repr=False, default=None)
+    _payloads: dict[tuple[float, int], bytes] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -140,22 +178,80 @@ class LightGCNLearner:
 
         return score
 
-    def ranking(self, scorer: Scorer) -> RankingMetrics | None:
-        """Full-ranking metrics of ``scorer`` on the node's held-out edges, training artists masked."""
-        if self.held_out.shape[1] == 0:
+    def ranking(self, scorer: Scorer, *, validation: bool = False) -> RankingMetrics | None:
+        """Full-ranking metrics of ``scorer`` on the held-out (or validation) edges, known artists
+        masked: training artists, and validation artists when ranking the held-out edges."""
+        target = self.validation if validation else self.held_out
+        if target is None or target.shape[1] == 0:
             return None
+        known = self.train_edges
+        if not validation and self.validation is not None:
+            known = torch.cat([known, self.validation], dim=1)
         return evaluate_ranking(
-            scorer,
-            self.held_out,
-            self.train_edges,
-            num_listeners=self.num_listeners,
-            num_artists=self.num_artists,
-            k=self.k,
+            scorer, target, known, num_listeners=self.num_listeners, num_artists=self.num_artists, k=self.k
         )
 
     def evaluate(self, weights: Weights) -> dict[str, float]:
         if self.held_out.shape[1] == 0:
             return {}
+        if self.validation is not None:
+            return self._metrics(self.ranking(self.scorer(weights)))
         model = self._model(weights)
-        metrics = evaluate_model(model, self._graph, self.held_out, self.train_edges, k=self.k)
+        return self._metrics(evaluate_model(model, self._graph, self.held_out, self.train_edges, k=self.k))
+
+    def _metrics(self, metrics: RankingMetrics | None) -> dict[str, float]:
+        if metrics is None:
+            return {}
         return {f"recall@{self.k}": metrics.recall, f"ndcg@{self.k}": metrics.ndcg}
+
+    # Co-listening statistics (agents.protocol.learning.StatisticsLearner) ----------------------------
+
+    def statistics_payload(self, noise: float, *, seed: int) -> bytes | None:
+        """The encoded, noised statistics of this node's training listens (computed once per noise)."""
+        key = (float(noise), seed)
+        if key not in self._payloads:
+            if self.train_edges.shape[1] == 0:
+                return None
+            own = co_listening(self.train_edges, self.num_listeners, self.num_artists)
+            generator = torch.Generator().manual_seed(seed)
+            self._payloads[key] = encode_statistics(noised(own, noise, generator))
+        return self._payloads[key]
+
+    def statistics_problem(self, data: bytes) -> str | None:
+        try:
+            self._statistics(data)
+        except MalformedStatisticsError as error:
+            return str(error)
+        return None
+
+    def _statistics(self, data: bytes) -> CoListening:
+        key = (hashlib.sha256(data).hexdigest(), self.num_artists)
+        return _remember(_DECODED, key, lambda: decode_statistics(data, num_artists=self.num_artists), 64)
+
+    def item_graph(self, statistics: Sequence[bytes], *, beta: float | None = None) -> ItemGraph:
+        """RP3beta over the sum of ``statistics`` (own and peers'), built once per set and beta."""
+        beta = self.graph_beta if beta is None else beta
+        digests = tuple(sorted(hashlib.sha256(data).hexdigest() for data in statistics))
+
+        def build() -> ItemGraph:
+            parts = [self._statistics(data) for data in statistics]
+            return ItemGraph.from_statistics(merge_statistics(parts), beta=beta)
+
+        return _remember(_GRAPHS, (digests, self.num_artists, beta), build, 8)
+
+    def blended_scorer(
+        self,
+        weights: Weights,
+        statistics: Sequence[bytes],
+        *,
+        beta: float | None = None,
+        weight: float | None = None,
+    ) -> Scorer:
+        """The node's recommendation scores: the item-graph walk plus ``weight`` times the model's."""
+        graph = self.graph_scorer(self.item_graph(statistics, beta=beta))
+        return blended(graph, self.scorer(weights), self.blend_weight if weight is None else weight)
+
+    def evaluate_with_statistics(self, weights: Weights, statistics: Sequence[bytes]) -> dict[str, float]:
+        if self.held_out.shape[1] == 0 or not statistics:
+            return self.evaluate(weights)
+        return self._metrics(self.ranking(self.blended_scorer(weights, statistics)))

@@ -34,6 +34,7 @@ from agents.protocol.messages import (
     parameters_digest,
 )
 from agents.protocol.state import Membership, NodeState, Phase, RoundRecord, count
+from agents.protocol.statistics import evaluate, share_statistics
 from models.compression import compress_with_feedback, updated_rows
 
 __all__ = [
@@ -95,9 +96,10 @@ def publish(ctx: NodeContext, state: NodeState, now: float) -> Step:
     )
     if not recipients:
         return state, []
+    state, shared_statistics = share_statistics(ctx, state, membership, recipients)
     state, activity_id = state.next_id("update")
     message = Create(id=activity_id, actor=state.actor, to=recipients, update=update)
-    return count(state, "sent:update", len(recipients)), [message]
+    return count(state, "sent:update", len(recipients)), [*shared_statistics, message]
 
 
 def _update(
@@ -246,7 +248,7 @@ def _finish_round(ctx: NodeContext, state: NodeState, now: float) -> Step:
         reference=base,
     )
     weights = {**state.weights, **{name: tensor.detach() for name, tensor in merged.items()}}
-    metrics = tuple(sorted(ctx.learner.evaluate(weights).items())) if ctx.evaluate else ()
+    metrics = tuple(sorted(evaluate(ctx, state, weights).items())) if ctx.evaluate else ()
     record = RoundRecord(
         round=membership.round,
         contributors=tuple(names),

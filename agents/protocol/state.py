@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from agents.protocol.messages import BlueprintSummary, GroupInfo, ModelUpdate
+from agents.protocol.messages import BlueprintSummary, CoListeningStatistics, GroupInfo, ModelUpdate
 
 __all__ = [
     "Membership",
@@ -101,6 +101,10 @@ class NodeState:
     # the injected defence's own memory (reasoning.defederation.Ledger), opaque to the core.
     blocked: frozenset[str] = frozenset()
     defence: Any = None
+    # Co-listening statistics (agents/protocol/statistics.py): the latest each peer sent, and the
+    # digest of our own that each (group, peer) already holds, so that they travel once per change.
+    statistics: Mapping[str, CoListeningStatistics] = field(default_factory=dict)
+    statistics_sent: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def next_id(self, kind: str) -> tuple[NodeState, str]:
         """A fresh activity id under this actor; ids are never reused, even across rounds."""

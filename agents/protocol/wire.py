@@ -27,6 +27,7 @@ from agents.protocol.messages import (
     Announce,
     Block,
     BlueprintSummary,
+    CoListeningStatistics,
     Create,
     Flag,
     GroupInfo,
@@ -37,12 +38,14 @@ from agents.protocol.messages import (
     ModelUpdate,
     Reject,
     Remove,
+    ShareStatistics,
     Undo,
 )
 from models.compression import FORMAT as DELTA_FORMAT
 from models.compression import MalformedDeltaError
 from models.compression import decode as decode_delta
 from models.compression import encode as encode_delta
+from models.itemgraph import FORMAT as STATISTICS_FORMAT
 
 __all__ = ["CONTEXT", "WireCodec", "WirePayload", "from_activity", "from_jsonld", "to_activity"]
 
@@ -110,21 +113,25 @@ def _shapes_from(value: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
 
 
 def _group_json(group: GroupInfo) -> dict[str, Any]:
-    return {
-        "id": group.iri,
-        "type": ["Group", "spore:LearningGroup"],
-        "attributedTo": group.owner,
-        "tag": [{"type": "Hashtag", "name": group.hashtag}],
-        "spore:hashtag": group.hashtag,
-        "spore:aggregationRule": {"id": group.aggregation_rule},
-        "spore:schedule": group.schedule,
-        "spore:roundTimeout": group.round_timeout,
-        "spore:fanout": group.fanout,
-        "spore:sharedShapes": _shapes_json(group.shared_shapes),
-    } | (
-        {"spore:sentRowFraction": group.row_fraction, "spore:quantize": group.quantize}
-        if group.row_fraction is not None
-        else {}
+    return (
+        {
+            "id": group.iri,
+            "type": ["Group", "spore:LearningGroup"],
+            "attributedTo": group.owner,
+            "tag": [{"type": "Hashtag", "name": group.hashtag}],
+            "spore:hashtag": group.hashtag,
+            "spore:aggregationRule": {"id": group.aggregation_rule},
+            "spore:schedule": group.schedule,
+            "spore:roundTimeout": group.round_timeout,
+            "spore:fanout": group.fanout,
+            "spore:sharedShapes": _shapes_json(group.shared_shapes),
+        }
+        | (
+            {"spore:sentRowFraction": group.row_fraction, "spore:quantize": group.quantize}
+            if group.row_fraction is not None
+            else {}
+        )
+        | ({"spore:statisticsNoise": group.statistics_noise} if group.statistics_noise is not None else {})
     )
 
 
@@ -140,6 +147,9 @@ def _group_from(value: Any) -> GroupInfo:
         shared_shapes=_shapes_from(value["spore:sharedShapes"]),
         row_fraction=float(value["spore:sentRowFraction"]) if "spore:sentRowFraction" in value else None,
         quantize=value.get("spore:quantize", False) is True,
+        statistics_noise=(
+            float(value["spore:statisticsNoise"]) if "spore:statisticsNoise" in value else None
+        ),
     )
 
 
@@ -196,6 +206,37 @@ def _update_from(value: Any, artifacts: Mapping[str, bytes]) -> ModelUpdate:
     )
 
 
+def _statistics_json(statistics: CoListeningStatistics, actor: str) -> dict[str, Any]:
+    return {
+        "type": ["Document", "spore:CoListeningStatistics"],
+        "spore:group": {"id": statistics.group},
+        "spore:format": STATISTICS_FORMAT,
+        "spore:sha256": statistics.sha256,
+        "url": {
+            "type": "Link",
+            "href": f"{actor}/artifacts/{statistics.sha256}",
+            "mediaType": ARTIFACT_MEDIA_TYPE,
+        },
+    }
+
+
+def _statistics_from(value: Any, artifacts: Mapping[str, bytes]) -> CoListeningStatistics:
+    """The announced artifact, checked against its digest; its content is the learner's to decode."""
+    if value.get("spore:format") != STATISTICS_FORMAT:
+        raise MessageError(f"co-listening statistics must be {STATISTICS_FORMAT}")
+    digest = value["spore:sha256"]
+    blob = artifacts.get(digest)
+    if blob is None:
+        raise MessageError("co-listening statistics artifact missing")
+    return CoListeningStatistics(group=_iri(value["spore:group"]), data=blob, sha256=digest)
+
+
+def _is_statistics(value: Any) -> bool:
+    kinds = value.get("type") if isinstance(value, dict) else None
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    return any(_iri(kind) == f"{SPORE_NS}CoListeningStatistics" for kind in kinds if isinstance(kind, str))
+
+
 def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The JSON-LD activity for ``message`` and the artifacts it references."""
     activity: dict[str, Any] = {
@@ -234,6 +275,9 @@ def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
     elif isinstance(message, Create):
         activity["object"] = _update_json(message.update, message.actor)
         artifacts[message.update.sha256] = _artifact(message.update)
+    elif isinstance(message, ShareStatistics):
+        activity["object"] = _statistics_json(message.statistics, message.actor)
+        artifacts[message.statistics.sha256] = message.statistics.data
     elif isinstance(message, Flag):
         activity.update(
             object=message.accused,
@@ -316,6 +360,8 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
                 group=activity["target"],
                 reason=str(activity.get("summary", "")),
             )
+        case "Create" if _is_statistics(activity["object"]):
+            return ShareStatistics(**common, statistics=_statistics_from(activity["object"], artifacts))
         case "Create":
             return Create(**common, update=_update_from(activity["object"], artifacts))
         case "Flag":
