@@ -3,17 +3,10 @@
 Nodes start in learning groups drawn at random (the same draw for every run with a seed), each with
 its own blueprint: learning rate and local epochs drawn from a range, as people would write them.
 Listeners are dealt non-IID by default (each node holds one taste community), so a node's group
-mixes tastes. After every merged round a node writes what it knows into its graphs
-(:mod:`reasoning.evidence`) and runs one reasoning pass (:func:`reasoning.decisions.reason`):
-
-* its own measurement: the group's model after one local epoch on its own listeners, Recall@20 on
-  its validation listeners;
-* the claims of the other groups: each group's owner publishes the Recall@20 of its merged model;
-* its cross-checks: for the groups whose claim beats its own merged model's Recall@20 (at most
-  ``candidates``), it takes the group's snapshot (the owner's shared weights), trains one local
-  epoch from it with its own listeners and measures it the same way. So own and candidate models
-  are compared alike;
-* the owners' blueprints, so that selection can adopt the blueprint behind a better model.
+mixes tastes. After every merged round a node runs the reasoning loop of :mod:`agents.thinking` (the
+one served nodes run too): its own measurement, the other groups' claims (each group's owner
+publishes the Recall@20 of its merged model), cross-checks of the tempting ones, one reasoning pass.
+Here the claims and snapshots are read from the other simulated nodes' states (:class:`_Simulated`).
 
 The acts go through the protocol: a switch is ``leave()`` (Leave) then a seek of the new group's
 hashtag (Join, admitted by its owner); a new blueprint changes the node's learner (learning rate,
@@ -27,37 +20,42 @@ import dataclasses
 import datetime
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyoxigraph import NamedNode, Quad, RdfFormat
+from pyoxigraph import NamedNode, RdfFormat
 from rdflib import XSD, Graph, Literal, URIRef
 
 from agents.blueprint_writer import BlueprintChoices, new_blueprint
 from agents.protocol.context import NodeContext
-from agents.protocol.core import leave
 from agents.protocol.learning import shared_part
-from agents.protocol.messages import GroupInfo, Message
+from agents.protocol.messages import GroupInfo
 from agents.protocol.recommender import LightGCNLearner
-from agents.protocol.state import NodeState
 from agents.recsys_scenario import LIGHTGCN, NodeData
 from agents.scenarios import WEIGHTED_MEAN, actor_iri, add_grouped_node
 from agents.simulator import Simulator
+from agents.thinking import (
+    RECALL,
+    SAFE_OPERATORS,
+    Candidate,
+    Claim,
+    Reasoner,
+    RoundView,
+    ThinkingSettings,
+    learner_settings,
+    switch_change,
+)
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import EmbeddedStore, to_rdflib
 from models.data import MusicTensors
 from ontology import SPORE
-from reasoning.decisions import reason
-from reasoning.evidence import Measurement, blueprint_of, evaluation, group_description, membership
-from reasoning.mutation import blueprint_graph, current_blueprint, load_operators
+from reasoning.evidence import blueprint_of, group_description
+from reasoning.mutation import blueprint_graph, current_blueprint
 
-__all__ = ["EvolutionResult", "EvolutionSettings", "run_evolution"]
+__all__ = ["EvolutionResult", "EvolutionSettings", "learner_settings", "run_evolution"]
 
-PROV_ATTRIBUTED = NamedNode("http://www.w3.org/ns/prov#wasAttributedTo")
 START = datetime.datetime(2026, 11, 22, tzinfo=datetime.UTC)
-RECALL = "recall@20"
-_UNLINK = "DELETE { GRAPH ?g { ?s ?p ?o } } WHERE { GRAPH ?g { ?s ?p ?o } }"
 
 
 @dataclass(frozen=True)
@@ -79,15 +77,8 @@ class EvolutionSettings:
     mutation_rate: str = "0.2"
     candidates: int = 2
     entailment: bool = True
-    operators: tuple[str, ...] = (
-        "LearningRateMutation",
-        "LocalEpochsMutation",
-        "LayersMutation",
-        "SwitchMarginMutation",
-        "StagnationRoundsMutation",
-    )
-    """Operators by local name; the embedding dimension is left out because a node whose shared
-    parameters change shape can no longer merge with any group of the run."""
+    operators: tuple[str, ...] = SAFE_OPERATORS
+    """Operators by local name (see :data:`agents.thinking.SAFE_OPERATORS`)."""
 
 
 @dataclass
@@ -142,21 +133,6 @@ def _blueprint(name: str, iri: str, settings: EvolutionSettings, rng: random.Ran
     return graph
 
 
-def learner_settings(graph: Graph, blueprint: URIRef) -> dict[str, Any]:
-    """The learner's hyperparameters a blueprint sets (what a new revision changes in the node)."""
-    config = graph.value(blueprint, SPORE.trains)
-    found: dict[str, Any] = {}
-    for prop, name, kind in (
-        (SPORE.learningRate, "learning_rate", float),
-        (SPORE.localEpochs, "local_epochs", int),
-        (SPORE.layers, "num_layers", int),
-    ):
-        value = graph.value(config, prop)
-        if value is not None:
-            found[name] = kind(value.toPython())  # type: ignore[union-attr]
-    return found
-
-
 class _World:
     """The simulator, the shared store (one host's), and the bookkeeping of one run."""
 
@@ -167,13 +143,16 @@ class _World:
         self.actors = [actor_iri(i) for i in range(len(data))]
         self.owner_of: dict[str, str] = {}  # group IRI -> owner
         self.groups: dict[str, GroupInfo] = {}
-        self.counts = dict.fromkeys(
-            ("switches", "mutations", "reverts", "adoptions", "discarded", "cross_checks"), 0
+        self.reasoner = Reasoner(
+            self.store,
+            ThinkingSettings(
+                candidates=settings.candidates,
+                entailment=settings.entailment,
+                operators=settings.operators,
+                seed=settings.seed,
+            ),
         )
-        self.reasoning_seconds = 0.0
-        self.passes = 0
-        all_operators = {op.iri.rsplit("#", 1)[-1]: op for op in load_operators()}
-        self.operators = [all_operators[name] for name in settings.operators]
+        self.operators = self.reasoner.operators
         draw = random.Random(settings.seed)
         placement = list(range(len(data)))
         draw.shuffle(placement)  # groups drawn at random: each mixes taste communities
@@ -212,21 +191,14 @@ class _World:
             peers = graph_iri(NamedNode(actor), GraphKind.PEERS)
             for info in self.groups.values():
                 self.store.extend(group_description(info.iri, info.hashtag, peers))
-        self.member_of: dict[str, str | None] = dict.fromkeys(self.actors)
         self.seen: dict[str, int] = dict.fromkeys(self.actors, 0)
 
-    # evidence ---------------------------------------------------------------------------------------
+    # the reasoning loop's view of the simulator --------------------------------------------------
 
     def learner(self, actor: str) -> LightGCNLearner:
         learner = self.simulator.nodes[actor].ctx.learner
         assert isinstance(learner, LightGCNLearner)
         return learner
-
-    def measure(self, actor: str, weights: dict[str, Any], round_number: int) -> float:
-        """One local epoch from ``weights`` on the node's own listeners, then its validation Recall@20."""
-        learner = self.learner(actor)
-        trained = learner.train(weights, seed=round_number)
-        return float(learner.evaluate(trained.weights).get(RECALL, 0.0))
 
     def published(self, owner: str) -> tuple[float, str] | None:
         """What a group's owner publishes: its merged model's Recall@20 and that snapshot's IRI."""
@@ -235,138 +207,23 @@ class _World:
             return None
         return dict(record.metrics)[RECALL], f"{owner}/snapshots/{record.merged_sha256}"
 
-    def set_membership(self, actor: str, group: str | None) -> None:
-        if self.member_of[actor] == group:
-            return
-        graph = graph_iri(NamedNode(actor), GraphKind.BLUEPRINT)
-        self.store.update(
-            _UNLINK, bindings={"g": graph, "s": NamedNode(actor), "p": NamedNode(SPORE.memberOf)}
-        )
-        if group is not None:
-            self.store.extend(membership(actor, group, graph))
-        self.member_of[actor] = group
-
-    def copy_blueprint(self, actor: str, owner: str) -> None:
-        """The owner's current blueprint into the node's peers graph, as the node would fetch it."""
-        peers = graph_iri(NamedNode(actor), GraphKind.PEERS)
-        blueprint = current_blueprint(self.store, owner)
-        if blueprint is None:
-            return
-        known = self.store.query(
-            "ASK { ?b ?p ?o }", bindings={"b": NamedNode(str(blueprint))}, default_graph=peers
-        )
-        if not known:
-            source = to_rdflib(self.store, graph_iri(NamedNode(owner), GraphKind.BLUEPRINT))
-            copy = blueprint_graph(source, blueprint)
-            self.store.load(copy.serialize(format="nt"), format=RdfFormat.N_TRIPLES, graph=peers)
-        self.store.update(
-            _UNLINK, bindings={"g": peers, "s": NamedNode(owner), "p": NamedNode(SPORE.blueprint)}
-        )
-        self.store.extend(blueprint_of(owner, str(blueprint), peers))
-
-    def record_round(self, actor: str, round_number: int) -> None:
-        """The node's own measurement, the other groups' claims and its cross-checks of the best."""
+    def view(self, actor: str, round_number: int) -> RoundView:
         state = self.simulator.state(actor)
-        group = state.membership.group.iri if state.membership is not None else None
-        self.set_membership(actor, group)
-        if group is None or state.last_round is None:
-            return
-        models = graph_iri(NamedNode(actor), GraphKind.MODELS)
-        peers = graph_iri(NamedNode(actor), GraphKind.PEERS)
-        at = START + datetime.timedelta(seconds=self.simulator.now)
-        own = self.measure(actor, dict(state.weights), round_number)
-        snapshot = f"{actor}/snapshots/{state.last_round.merged_sha256}"
-        quads = list(
-            evaluation(
-                Measurement(
-                    f"{actor}/evaluations/{round_number}", group, snapshot, round_number, own, actor, at=at
-                ),
-                models,
-            )
-        )
-        claims = []
-        for other, owner in self.owner_of.items():
-            shown = self.published(owner)
-            if other == group or shown is None:
-                continue
-            value, owner_snapshot = shown
-            claim_iri = f"{owner}/claims/{round_number}-for-{actor.split('//')[1].split('.')[0]}"
-            quads += evaluation(
-                Measurement(
-                    claim_iri, other, owner_snapshot, round_number, value, owner, claimed=True, at=at
-                ),
-                peers,
-            )
-            claims.append((value, other, owner, owner_snapshot))
-        self.store.extend(quads)
-        # A claim is the Recall@20 of a merged model, so it is compared with the node's own merged
-        # model's figure; the cross-check then measures both models alike (one local epoch first).
-        merged = dict(state.last_round.metrics).get(RECALL, own)
-        tempting = sorted((c for c in claims if c[0] > merged), reverse=True)[: self.settings.candidates]
-        for _, other, owner, owner_snapshot in tempting:
-            weights = {**state.weights, **shared_part(self.simulator.state(owner).weights)}
-            value = self.measure(actor, weights, round_number)
-            self.counts["cross_checks"] += 1
-            check = Measurement(
-                f"{actor}/evaluations/{round_number}-{other.rsplit('/', 1)[-1]}",
-                other,
-                owner_snapshot,
-                round_number,
-                value,
-                actor,
-                at=at,
-            )
-            self.store.extend(evaluation(check, models))
-            self.store.extend([Quad(NamedNode(owner_snapshot), PROV_ATTRIBUTED, NamedNode(owner), peers)])
-            self.copy_blueprint(actor, owner)
-
-    # reasoning and acting ----------------------------------------------------------------------------
-
-    def think(self, actor: str, round_number: int) -> None:
-        owner = actor in self.owner_of.values()
-        started = time.perf_counter()
-        result = reason(
-            self.store,
-            actor,
+        record = state.last_round
+        return RoundView(
+            actor=actor,
             round_number=round_number,
-            now=START + datetime.timedelta(seconds=self.simulator.now),
-            rng=random.Random(f"{self.settings.seed}:{actor}:{round_number}"),
-            entailment=self.settings.entailment,
-            switching=not owner,
-            operators=self.operators,
+            group=state.membership.group.iri if state.membership is not None else None,
+            merged=dict(record.metrics).get(RECALL) if record is not None else None,
+            weights=dict(state.weights),
+            snapshot=f"{actor}/snapshots/{record.merged_sha256}" if record is not None else None,
+            learner=self.learner(actor),
+            owner=actor in self.owner_of.values(),
+            at=START + datetime.timedelta(seconds=self.simulator.now),
         )
-        self.reasoning_seconds += time.perf_counter() - started
-        self.passes += 1
-        if result.switch.join is not None:
-            self.counts["switches"] += 1
-            self.simulator.act(actor, self._switch_to(self.groups[result.switch.join]))
-        outcome = result.mutation
-        if outcome.discarded is not None:
-            self.counts["discarded"] += 1
-        if outcome.blueprint is not None and outcome.mutant is not None:
-            kind = "mutations"
-            if outcome.adopted is not None:
-                kind = "reverts" if outcome.adopted.startswith(f"{actor}/") else "adoptions"
-            self.counts[kind] += 1
-            node = self.simulator.nodes[actor]
-            learner = dataclasses.replace(
-                self.learner(actor), **learner_settings(outcome.mutant.graph, outcome.blueprint)
-            )
-            node.ctx = dataclasses.replace(node.ctx, learner=learner)
 
-    @staticmethod
-    def _switch_to(target: GroupInfo) -> Callable[[NodeState, float], tuple[NodeState, list[Message]]]:
-        def change(state: NodeState, now: float) -> tuple[NodeState, list[Message]]:
-            state, outbox = leave(state, now)
-            state = dataclasses.replace(
-                state,
-                seeks=(target.hashtag,),
-                known_groups={**state.known_groups, target.hashtag: target},
-                rejected=state.rejected - {target.iri},
-            )
-            return state, outbox
-
-        return change
+    def after_round(self, actor: str, round_number: int) -> None:
+        self.reasoner.after_round(self.view(actor, round_number), _Simulated(self, actor))
 
     def snapshot(self) -> dict[str, Any]:
         groups: dict[str, int] = {info.hashtag: 0 for info in self.groups.values()}
@@ -383,6 +240,44 @@ class _World:
             "mean_recall@20": sum(recalls) / len(recalls) if recalls else 0.0,
             "members": groups,
         }
+
+
+class _Simulated:
+    """The reasoning loop's :class:`~agents.thinking.Surroundings` in the simulator: claims and
+    snapshots read from the other nodes' states, acts applied through ``Simulator.act``."""
+
+    def __init__(self, world: _World, actor: str) -> None:
+        self.world, self.actor = world, actor
+
+    def claims(self) -> list[Claim]:
+        found = []
+        for group, owner in self.world.owner_of.items():
+            shown = self.world.published(owner)
+            if shown is not None:
+                found.append(Claim(shown[0], group, owner, shown[1]))
+        return found
+
+    def candidate(self, claim: Claim) -> Candidate:
+        world = self.world
+        weights = {
+            **world.simulator.state(self.actor).weights,
+            **shared_part(world.simulator.state(claim.owner).weights),
+        }
+        blueprint = current_blueprint(world.store, claim.owner)
+
+        def describe() -> Graph | None:
+            source = to_rdflib(world.store, graph_iri(NamedNode(claim.owner), GraphKind.BLUEPRINT))
+            return blueprint_graph(source, blueprint) if blueprint is not None else None
+
+        return Candidate(weights, blueprint, describe)
+
+    def switch(self, group: str) -> None:
+        self.world.simulator.act(self.actor, switch_change(self.world.groups[group]))
+
+    def rebuild(self, settings: Mapping[str, Any], blueprint: Graph, iri: URIRef) -> None:
+        node = self.world.simulator.nodes[self.actor]
+        learner = dataclasses.replace(self.world.learner(self.actor), **settings)
+        node.ctx = dataclasses.replace(node.ctx, learner=learner)
 
 
 def run_evolution(
@@ -405,8 +300,7 @@ def run_evolution(
             if done > world.seen[actor]:
                 world.seen[actor] = done
                 if settings.evolve:
-                    world.record_round(actor, done)
-                    world.think(actor, done)
+                    world.after_round(actor, done)
         point = world.snapshot()
         if not timeline or point["rounds"] != timeline[-1]["rounds"]:
             timeline.append(point)
@@ -420,10 +314,10 @@ def run_evolution(
         settings=settings,
         final_recall=final,
         timeline=timeline,
-        counts=world.counts,
+        counts=world.reasoner.counts,
         seconds=time.perf_counter() - started,
-        reasoning_seconds=world.reasoning_seconds,
-        passes=world.passes,
+        reasoning_seconds=world.reasoner.reasoning_seconds,
+        passes=world.reasoner.passes,
         store=world.store,
         groups={
             actor: (
