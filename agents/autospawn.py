@@ -1,4 +1,5 @@
-"""Automatic spawning under policy, in the simulator: healthy nodes copy themselves, within caps.
+"""Automatic spawning under policy: healthy nodes copy themselves, within caps (here: the rule and
+the simulator's spawner; nodes on a running host use the same rule in :mod:`agents.host_spawning`).
 
 The rule (:func:`healthy`) reads the node's own validation history: a node whose metric improved by
 at least its ``spore:switchMargin`` (relative) over its last ``spore:stagnationRounds`` rounds has a
@@ -37,7 +38,7 @@ from ontology import SPORE
 from reasoning.mutation import Change
 from reasoning.records import Decision
 
-__all__ = ["AutoSpawner", "healthy", "spawn_in_simulator"]
+__all__ = ["AutoSpawner", "healthy", "spawn_in_simulator", "spawn_reason", "spawn_window"]
 
 
 def healthy(
@@ -54,6 +55,22 @@ def healthy(
     if gain < margin:
         return None
     return f"its metric went from {before:.4g} to {now:.4g} in {window} rounds ({gain:+.1%})"
+
+
+def spawn_reason(
+    graph: Graph, blueprint: URIRef, history: Sequence[float], *, higher_is_better: bool = True
+) -> str | None:
+    """The spawning rule with its thresholds from the blueprint's policy: why the node should spawn
+    now (:func:`healthy` over ``spore:stagnationRounds`` rounds and ``spore:switchMargin``), or None."""
+    stated = policy_value(graph, blueprint, SPORE.switchMargin)
+    margin = 0.05 if stated is None else float(stated)  # a margin of 0 is a policy, not "unset"
+    window = spawn_window(graph, blueprint)
+    return healthy(history, window=window, margin=margin, higher_is_better=higher_is_better)
+
+
+def spawn_window(graph: Graph, blueprint: URIRef) -> int:
+    """Over how many rounds the spawning rule compares the metric (``spore:stagnationRounds``)."""
+    return int(policy_value(graph, blueprint, SPORE.stagnationRounds) or 3)
 
 
 def _mutated_learner(learner: object, changes: Sequence[Change]) -> object:
@@ -134,9 +151,7 @@ class AutoSpawner:
                 continue
             history = self.history.setdefault(parent, [])
             history.append(value)
-            window = int(policy_value(graph, blueprint, SPORE.stagnationRounds) or 3)
-            margin = float(policy_value(graph, blueprint, SPORE.switchMargin) or 0.05)
-            why = healthy(history, window=window, margin=margin, higher_is_better=self.higher_is_better)
+            why = spawn_reason(graph, blueprint, history, higher_is_better=self.higher_is_better)
             if why is not None:
                 child = self._spawn(parent, graph, blueprint, record.round, why)
                 if child is not None:

@@ -10,14 +10,15 @@ already serves its cap of nodes (a host setting, :data:`DEFAULT_MAX_NODES_PER_HO
 mutant fails the shapes. Every outcome, refusals included, becomes a ``spore:SpawnDecision`` in the
 parent's decisions graph (:func:`spawn_decision`).
 
-Automatic spawning under policy, in the simulator, is :mod:`agents.autospawn`.
+Automatic spawning under policy is :mod:`agents.autospawn` (the rule; the simulator's spawner) and
+:mod:`agents.host_spawning` (nodes served by a running host).
 """
 
 from __future__ import annotations
 
 import datetime
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +33,7 @@ import queries
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import KnowledgeStore, to_rdflib
 from ontology import SPORE
-from reasoning.mutation import Change, mutate
+from reasoning.mutation import Change, Operator, load_operators, mutate
 from reasoning.records import Decision, Option
 from shapes.validation import Validator, default_validator
 
@@ -41,7 +42,11 @@ __all__ = [
     "SpawnError",
     "SpawnOutcome",
     "child_name",
+    "children_in_store",
     "max_children",
+    "names_in_store",
+    "parent_blueprint",
+    "shape_keeping_operators",
     "plan_spawn",
     "policy_value",
     "spawn_decision",
@@ -85,6 +90,13 @@ def max_children(graph: Graph, blueprint: URIRef) -> int:
     return max(0, int(value)) if value is not None else 0
 
 
+def shape_keeping_operators() -> tuple[Operator, ...]:
+    """The mutations a child that trains in its parent's group may undergo: all but the embedding
+    size, which changes the shapes of the shared weights a group merges (a child with other shapes
+    could not join its parent's group, nor start from its parent's model)."""
+    return tuple(op for op in load_operators() if op.setting != SPORE.embeddingDimension)
+
+
 def child_name(parent: str, taken: Sequence[str]) -> str:
     """The first free ``{parent}_c{n}`` (cut so that it stays a valid node name)."""
     number = 1
@@ -107,11 +119,12 @@ def plan_spawn(
     max_nodes_per_host: int = DEFAULT_MAX_NODES_PER_HOST,
     rng: random.Random,
     validator: Validator | None = None,
+    operators: Iterable[Operator] | None = None,
 ) -> SpawnOutcome:
     """The child blueprint ``child`` of ``parent`` (described in ``source``), or why there is none.
 
     ``children`` is how many children the parent already has; ``host_nodes`` how many nodes the
-    host that would run the child already serves.
+    host that would run the child already serves; ``operators`` the mutations allowed (default all).
     """
     cap = max_children(source, parent)
     if children >= cap:
@@ -124,7 +137,13 @@ def plan_spawn(
     rate = policy_value(source, parent, SPORE.mutationRate)
     parent_name = str(source.value(parent, SPORE.nodeName) or parent)
     mutant = mutate(
-        source, parent, child, rng=rng, rate=float(rate) if rate else 0.2, reason=f"spawned by {parent_name}"
+        source,
+        parent,
+        child,
+        rng=rng,
+        rate=float(rate) if rate else 0.2,
+        operators=operators,
+        reason=f"spawned by {parent_name}",
     )
     graph = mutant.graph
     graph.set((child, SPORE.nodeName, Literal(name)))
@@ -266,6 +285,26 @@ def _rows(store: KnowledgeStore, name: str, bindings: dict[str, NamedNode]) -> l
     return [{n: row[n].value for n in names if row[n] is not None} for row in result]  # type: ignore[union-attr]
 
 
+def parent_blueprint(store: KnowledgeStore, parent_node: str) -> tuple[Graph, URIRef]:
+    """The blueprint graph of the node ``parent_node`` and the blueprint it follows now."""
+    from reasoning.mutation import current_blueprint
+
+    blueprint = current_blueprint(store, parent_node)
+    if blueprint is None:
+        raise SpawnError(f"{parent_node}: no node with a current blueprint (spore:blueprint) in the store")
+    return to_rdflib(store, graph_iri(NamedNode(parent_node), GraphKind.BLUEPRINT)), blueprint
+
+
+def children_in_store(store: KnowledgeStore, parent_node: str) -> int:
+    """How many children (``spore:spawnedBy``) of ``parent_node`` the store knows."""
+    return len({row["child"] for row in _rows(store, "spawn-children", {"parent": NamedNode(parent_node)})})
+
+
+def names_in_store(store: KnowledgeStore) -> list[str]:
+    """The node names of every spawned child in the store (a new child's name must be free)."""
+    return [row["name"] for row in _rows(store, "spawn-children", {}) if "name" in row]
+
+
 def spawn_in_store(
     store: KnowledgeStore,
     parent_node: str,
@@ -280,26 +319,20 @@ def spawn_in_store(
     """Spawn a child of the node ``parent_node`` whose graphs are in ``store``: its blueprint goes to
     the child's blueprint graph with the child's description (``spore:spawnedBy``, ``spore:hostedBy``),
     and the decision, refusals included, to the parent's decisions graph."""
-    from reasoning.mutation import current_blueprint, write_blueprint
+    from reasoning.mutation import write_blueprint
     from reasoning.records import record
 
-    parent_blueprint = current_blueprint(store, parent_node)
-    if parent_blueprint is None:
-        raise SpawnError(f"{parent_node}: no node with a current blueprint (spore:blueprint) in the store")
-    source = to_rdflib(store, graph_iri(NamedNode(parent_node), GraphKind.BLUEPRINT))
+    source, blueprint = parent_blueprint(store, parent_node)
     host_iri = host or str(source.value(URIRef(parent_node), SPORE.hostedBy) or parent_node.rsplit("/", 1)[0])
-    children = len(
-        {row["child"] for row in _rows(store, "spawn-children", {"parent": NamedNode(parent_node)})}
-    )
+    children = children_in_store(store, parent_node)
     host_nodes = len(_rows(store, "spawn-host-nodes", {"host": NamedNode(host_iri)}))
-    taken = [row["name"] for row in _rows(store, "spawn-children", {}) if "name" in row]
-    chosen = name or child_name(str(source.value(parent_blueprint, SPORE.nodeName) or "node"), taken)
+    chosen = name or child_name(str(source.value(blueprint, SPORE.nodeName) or "node"), names_in_store(store))
     child_node = (
         f"{host_iri.rstrip('/')}/nodes/{chosen}" if host else f"{parent_node.rsplit('/', 1)[0]}/{chosen}"
     )
     outcome = plan_spawn(
         source,
-        parent_blueprint,
+        blueprint,
         child=URIRef(f"{child_node}/blueprint"),
         name=chosen,
         children=children,

@@ -96,6 +96,22 @@ def emit(event: str, **fields: Any) -> None:
 @click.option("--round-seconds", type=click.FloatRange(min=0.1), default=10.0, envvar="SPORE_ROUND_SECONDS")
 @click.option("--discover-seconds", type=click.FloatRange(min=0), default=15.0, show_default=True)
 @click.option("--max-seconds", type=click.FloatRange(min=1), help="Give up (exit 1) if not done by then.")
+@click.option(
+    "--admin-token",
+    envvar="SPORE_ADMIN_TOKEN",
+    help="Bearer token for the host's writes: POST /admin/spawn (spore spawn --host) and SPARQL Update.",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=32,
+    envvar="SPORE_MAX_NODES",
+    show_default=True,
+    help="The host's cap on nodes; spawning beyond it is refused.",
+)
+@click.option(
+    "--autospawn", is_flag=True, envvar="SPORE_AUTOSPAWN", help="Nodes spawn children as their policy says."
+)
 def serve(
     blueprints: tuple[Path, ...],
     base_url: str | None,
@@ -111,6 +127,9 @@ def serve(
     round_seconds: float,
     discover_seconds: float,
     max_seconds: float | None,
+    admin_token: str | None,
+    max_nodes: int,
+    autospawn: bool,
 ) -> None:
     """Serve the fungus nodes of BLUEPRINT... over ActivityPub, training with their groups."""
     from agents.node_blueprint import BlueprintError, read_blueprint
@@ -140,6 +159,9 @@ def serve(
         round_seconds=round_seconds,
         discover_seconds=discover_seconds if peers else 0.0,
         max_seconds=max_seconds,
+        admin_token=admin_token,
+        max_nodes=max_nodes,
+        autospawn=autospawn,
     )
     sys.exit(code)
 
@@ -159,6 +181,7 @@ def _run(
         raise UnreadableInput(f"music data: {error}") from error
     # Imported once the data is read: torch and its geometric library take seconds to load.
     from agents.fungus_host import attach_nodes
+    from agents.host_spawning import ChildBuilder, install_spawning
     from agents.hosting import HostOptions
     from agents.node import load_checkpoint
     from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, assign_roles, build_node
@@ -176,6 +199,7 @@ def _run(
             data_dir=data_dir,
             nodes=tuple(NodeSpec(b.name, summary=f"Fungus node from {b.source.name}") for b in parsed),
             allow_loopback=loopback,
+            sparql_update_token=settings["admin_token"],
         )
     except ValueError as error:
         raise UnreadableInput(str(error)) from error
@@ -188,11 +212,11 @@ def _run(
     checkpoints = data_dir / "nodes"
     rounds: int | None = settings["rounds"]
     by_actor = {f"{base_url}/nodes/{b.name}": b for b in parsed}
+    catalogue = CatalogueQuads(corpus)  # shared with the children spawned later
 
     def build(known: dict[str, tuple[str, ...]]) -> list[Any]:
         """The nodes, once peers are known (roles depend on every known node); resumes checkpoints."""
         roles = assign_roles(known)
-        catalogue = CatalogueQuads(corpus)
         nodes = []
         for actor, blueprint in by_actor.items():
             checkpoint = load_checkpoint(checkpoints / blueprint.name)
@@ -237,12 +261,21 @@ def _run(
             checkpoint_dir=checkpoints,
             discover_seconds=settings["discover_seconds"],
             poll_seconds=max(2.0, min(10.0, settings["round_seconds"])),
+            max_nodes=settings["max_nodes"],
+            autospawn=settings["autospawn"],
         ),
         on_round=lambda line: emit(**line),
         planned={actor: blueprint.hashtags for actor, blueprint in by_actor.items()},
         build=build,
         on_finished=lambda: finish(0, f"{rounds} rounds", linger=max(3.0, settings["round_seconds"])),
         on_error=lambda reason: finish(1, reason, linger=0.0),
+    )
+    timing = RoundTiming(settings["round_seconds"], rounds)
+    install_spawning(
+        app,
+        host,
+        ChildBuilder(store, catalogue, timing, data_dir / "spawned"),
+        on_spawn=lambda e: emit("spawned", **e),
     )
     if settings["max_seconds"] is not None:
         timer = threading.Timer(

@@ -1,15 +1,24 @@
 """``spore spawn BLUEPRINT|NODE``: write a mutated child of a node's blueprint, within caps, and start it.
 
+    spore spawn http://127.0.0.1:8001/nodes/ada --host http://127.0.0.1:8001 --token $TOKEN
+    spore spawn examples/blueprints/jazz_explorer.ttl --host http://127.0.0.1:8001 --as-is
     spore spawn examples/blueprints/jazz_explorer.ttl --out-dir var/blueprints
     spore spawn https://host.example/nodes/ada --store var/a/store
     spore spawn var/blueprints/jazz_explorer.ttl --serve -- --port 8003 --data-dir var/c --synth \\
         --peer http://127.0.0.1:8001
 
-From a blueprint file the child is written next to it (or into ``--out-dir``, the folder of blueprints
-one host serves); from a node IRI the child's blueprint and description go into the store and the
-decision into the parent's decisions graph. ``--serve`` then starts the child with ``spore serve``
-(the arguments after ``--``): it announces itself to the peers it is given, joins the groups it seeks
-and learns. A refused spawn (caps, shapes) exits 1 with the reason.
+``--host URL`` starts the child on that running ``spore serve`` host through its admin route
+(``POST /admin/spawn``, the bearer token of ``spore serve --admin-token``; here ``--token`` or
+``SPORE_ADMIN_TOKEN``): a NODE of that host gets a mutated child within its caps and the host's, the
+decision recorded in the parent's decisions graph; a BLUEPRINT file's mutated child (or, with
+``--as-is``, the blueprint itself) is sent to the host, which checks it against the shapes and its
+cap. The child announces itself, joins the groups it seeks and learns at once.
+
+Without ``--host``: from a blueprint file the child is written next to it (or into ``--out-dir``, the
+folder of blueprints one host serves); from a node IRI the child's blueprint and description go into
+the store and the decision into the parent's decisions graph. ``--serve`` then starts the child with
+``spore serve`` (the arguments after ``--``). A refused spawn (caps, shapes, a wrong token) exits 1
+with the reason.
 """
 
 from __future__ import annotations
@@ -42,8 +51,15 @@ def _default_host_cap() -> int:
     "--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the child blueprint goes."
 )
 @click.option("--name", help="The child's node name (default: PARENT_cN).")
+@click.option("--host", "host_url", help="Base URL of a running spore serve host to start the child on.")
 @click.option(
-    "--host", "host_iri", help="IRI of the host the child runs on (a NODE's: default its parent's)."
+    "--token", envvar="SPORE_ADMIN_TOKEN", help="The host's admin token (env SPORE_ADMIN_TOKEN), with --host."
+)
+@click.option(
+    "--as-is", "as_is", is_flag=True, help="With --host: start BLUEPRINT itself, not a mutated child."
+)
+@click.option(
+    "--host-iri", "host_iri", help="With --store: IRI of the host the child runs on (default: its parent's)."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the mutation.")
 @click.option(
@@ -61,14 +77,34 @@ def spawn(
     store_location: str | None,
     out_dir: Path | None,
     name: str | None,
+    host_url: str | None,
+    token: str | None,
+    as_is: bool,
     host_iri: str | None,
     seed: int,
     max_nodes_per_host: int,
     serve_child: bool,
 ) -> None:
-    """Spawn a mutated child of SOURCE (a blueprint file, or a node IRI with --store)."""
+    """Spawn a mutated child of SOURCE (a blueprint file, or a node IRI with --host or --store) and,
+    with --host, start it on that running host."""
     from agents.spawn import SpawnError, spawn_from_file, spawn_in_store
 
+    if host_url is not None:
+        if store_location is not None or serve_child or out_dir is not None:
+            raise click.UsageError(
+                "--host starts the child on a running host: no --store, --out-dir or --serve"
+            )
+        from agents.spawn_remote import RemoteSpawnRefused, spawn_on_host
+
+        try:
+            click.echo(spawn_on_host(source, host_url, token=token, name=name, seed=seed, as_is=as_is))
+        except SpawnError as error:
+            raise UnreadableInput(str(error)) from error
+        except RemoteSpawnRefused as error:
+            raise click.ClickException(str(error)) from error
+        return
+    if as_is:
+        raise click.UsageError("--as-is needs --host")
     if serve_args and not serve_child:
         raise click.UsageError(f"unexpected arguments {' '.join(serve_args)} (give --serve to pass them on)")
     try:

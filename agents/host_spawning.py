@@ -1,0 +1,394 @@
+"""Spawning on a running host: a child node is built, registered, published and started live.
+
+The simulator adds a child by appending a state; a served host must also give the child what every
+node it started with has: an actor (key, WebFinger, actor document), its graphs (listeners,
+catalogue, blueprint and description), a task on the host's clock, a line in ``/status``, a model on
+the web page and an answer to Fediverse asks. :class:`HostSpawner` does all of that for one host,
+from two sources:
+
+* a node of the host (the parent): the spawning rule of :mod:`agents.autospawn` after each of its
+  rounds (``spore serve --autospawn``), or an operator's request (``POST /admin/spawn``,
+  :mod:`agents.host_admin`). The child blueprint is the parent's, mutated within the parent's caps
+  and the host's (:func:`agents.spawn.plan_spawn`); the decision, refusals included, goes to the
+  parent's decisions graph, and the child's description names its parent (``spore:spawnedBy``).
+  The child holds the parent's listeners (its private graph is copied: data never leaves the host)
+  and starts from the parent's model, so it can join the parent's group at once;
+* a blueprint an operator posts, started as it is (``spore spawn --as-is --host``): its listeners
+  are dealt as a newcomer's share, as :func:`agents.node_setup.assign_roles` deals them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from pyoxigraph import NamedNode
+from rdflib import Graph, URIRef
+
+from agents.autospawn import spawn_reason, spawn_window
+from agents.hosting import NodeHost
+from agents.node import FungusNode
+from agents.node_blueprint import Blueprint, BlueprintError, read_blueprint
+from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, assign_roles, build_node
+from agents.spawn import (
+    SpawnError,
+    SpawnOutcome,
+    child_name,
+    children_in_store,
+    names_in_store,
+    parent_blueprint,
+    plan_spawn,
+    shape_keeping_operators,
+    spawn_decision,
+)
+from federation.config import NAME_PATTERN, NodeSpec
+from federation.linked_data.describe import public_graphs
+from federation.vocab import same_origin
+from knowledge.graphs import GraphKind, graph_iri
+from knowledge.store import KnowledgeStore
+from ontology import SPORE
+from reasoning.records import record
+from shapes.validation import default_validator
+
+__all__ = ["ChildBuilder", "HostSpawner", "SpawnRefused", "SpawnedNode", "install_spawning"]
+
+log = logging.getLogger(__name__)
+
+SpawnListener = Callable[[dict[str, Any]], None]
+
+
+class SpawnRefused(Exception):
+    """A spawn the host will not do, with the HTTP status that says why (404, 409, 422) and one line."""
+
+    def __init__(self, status: int, reason: str, details: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.details = tuple(details)
+
+
+@dataclass(frozen=True)
+class SpawnedNode:
+    """A child the host started: its name, actor, blueprint and why it exists."""
+
+    name: str
+    actor: str
+    blueprint: str
+    parent: str | None
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "node": self.name,
+            "actor": self.actor,
+            "blueprint": self.blueprint,
+            "parent": self.parent,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class ChildBuilder:
+    """What a host needs to build one more node: its store, music catalogue, timing, and the folder
+    its children's blueprints are written to (a node is served from a blueprint file)."""
+
+    store: KnowledgeStore
+    catalogue: CatalogueQuads
+    timing: RoundTiming
+    directory: Path
+
+    def build(
+        self, blueprint: Blueprint, actor: str, parent: FungusNode | None, shard: tuple[int, int]
+    ) -> FungusNode:
+        """The child node; runs on the host's step worker (it reads and writes graphs, builds torch)."""
+        if parent is not None and parent.graphs is not None:
+            source = graph_iri(NamedNode(parent.actor), GraphKind.PRIVATE)
+            target = graph_iri(NamedNode(actor), GraphKind.PRIVATE)
+            self.store.update(f"ADD {source} TO {target}")
+        node = build_node(
+            blueprint,
+            actor,
+            store=self.store,
+            catalogue=self.catalogue,
+            roles=NodeRoles(founds=None, shard=shard),
+            timing=self.timing,
+        )
+        if parent is not None:
+            node.state = inherited_state(node, parent)
+        return node
+
+
+def inherited_state(child: FungusNode, parent: FungusNode) -> Any:
+    """The child's first state with what it takes from its parent: the model (when the shapes agree),
+    the groups the parent knows, and the parent's group's hashtag first among those it seeks."""
+    state, mine = child.state, parent.state
+    same_shapes = set(state.weights) == set(mine.weights) and all(
+        state.weights[name].shape == tensor.shape for name, tensor in mine.weights.items()
+    )
+    seeks = state.seeks
+    if mine.membership is not None:
+        tag = mine.membership.group.hashtag
+        seeks = (tag, *(other for other in seeks if other != tag))
+    return replace(
+        state,
+        weights={name: tensor.clone() for name, tensor in mine.weights.items()}
+        if same_shapes
+        else state.weights,
+        known_groups=dict(mine.known_groups),
+        seeks=seeks,
+    )
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _evaluation(actor: str, metric: str, round_number: int) -> str:
+    """The IRI :mod:`agents.node_publish` gives a round's evaluation (``recall@20`` of round 3)."""
+    name, _, cutoff = metric.partition("@")
+    return f"{actor}#round-{round_number}-{name}-{cutoff}"
+
+
+@dataclass
+class HostSpawner:
+    """Starts children on one running host, within the parent's and the host's caps."""
+
+    host: NodeHost
+    builder: ChildBuilder
+    app: FastAPI | None = None
+    on_spawn: SpawnListener | None = None
+    metric: str = "recall@20"
+    clock: Callable[[], datetime.datetime] = _utc_now
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    spawned: list[SpawnedNode] = field(default_factory=list)
+    _refused: set[tuple[str, str]] = field(default_factory=set)
+    _lock: asyncio.Lock | None = None
+    _pending: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # -- caps --------------------------------------------------------------------------------------
+    def host_nodes(self) -> int:
+        """Nodes this host serves or is about to (planned ones still loading count too)."""
+        base = self.host.runtime.config.base_url
+        return len(set(self.host.nodes) | {actor for actor in self.host.known if same_origin(actor, base)})
+
+    def _host_full(self) -> str | None:
+        cap = self.host.options.max_nodes
+        count = self.host_nodes()
+        return f"the host serves {count} nodes, its cap is {cap}" if count >= cap else None
+
+    def _taken(self) -> set[str]:
+        return set(self.host.runtime.actors.nodes) | set(self.host.runtime.actors.groups)
+
+    def _lock_now(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    # -- a child of a node -------------------------------------------------------------------------
+    async def spawn_child(
+        self,
+        parent_actor: str,
+        *,
+        name: str | None = None,
+        seed: int = 0,
+        why: str = "",
+        evidence: Sequence[str] = (),
+        round_number: int = 0,
+        automatic: bool = False,
+    ) -> SpawnedNode:
+        """Plan, record and start a mutated child of the host's node ``parent_actor``.
+
+        Raises :class:`SpawnRefused`: 404 for no such node here, 409 for a cap or a taken name,
+        422 for a child that fails the shapes. An automatic refusal is recorded once per reason.
+        """
+        parent = self.host.nodes.get(parent_actor)
+        if parent is None:
+            raise SpawnRefused(404, f"{parent_actor} is not a node of {self.host.runtime.config.base_url}")
+        if name is not None and (not NAME_PATTERN.match(name) or name in self._taken()):
+            raise SpawnRefused(
+                409 if name in self._taken() else 422, f"node name {name!r} is taken or invalid"
+            )
+        async with self._lock_now():
+            outcome = await self.host.in_worker(self._plan, parent, name, seed)
+            if outcome.spawned and why:
+                outcome = replace(outcome, reason=f"{outcome.reason}; {why}")
+            decision = spawn_decision(
+                outcome, node=parent_actor, at=self.clock(), round_number=round_number, evidence=evidence
+            )
+            first_refusal = (parent_actor, outcome.reason) not in self._refused
+            if outcome.spawned or not automatic or first_refusal:
+                await self.host.in_worker(record, self.builder.store, decision)
+            if not outcome.spawned or outcome.graph is None or outcome.name is None:
+                self._refused.add((parent_actor, outcome.reason))
+                status = 422 if "fails the shapes" in outcome.reason else 409
+                raise SpawnRefused(status, f"spawn refused: {outcome.reason}")
+            return await self._start(outcome.name, outcome.graph, parent, outcome.reason)
+
+    def _plan(self, parent: FungusNode, name: str | None, seed: int) -> SpawnOutcome:
+        store = self.builder.store
+        try:
+            source, blueprint = parent_blueprint(store, parent.actor)
+        except SpawnError as error:
+            raise SpawnRefused(409, str(error)) from error
+        taken = sorted(self._taken() | set(names_in_store(store)))
+        chosen = name or child_name(str(source.value(blueprint, SPORE.nodeName) or parent.name), taken)
+        actor = f"{self.host.runtime.config.base_url}/nodes/{chosen}"
+        return plan_spawn(
+            source,
+            blueprint,
+            child=URIRef(f"{actor}/blueprint"),
+            name=chosen,
+            children=children_in_store(store, parent.actor),
+            host_nodes=self.host_nodes(),
+            max_nodes_per_host=self.host.options.max_nodes,
+            rng=random.Random(f"{seed}:{parent.actor}:{chosen}"),
+            operators=shape_keeping_operators(),
+        )
+
+    # -- a blueprint as it is ----------------------------------------------------------------------
+    async def start_blueprint(self, turtle: str) -> SpawnedNode:
+        """Start the blueprint ``turtle`` as a new node of this host (an operator's request).
+
+        Raises :class:`SpawnRefused`: 422 for Turtle that does not parse or fails the shapes (with
+        the first violations), 409 for a taken name or a host at its cap.
+        """
+        graph = Graph()
+        try:
+            graph.parse(data=turtle, format="turtle", publicID=f"{self.host.runtime.config.base_url}/spawned")
+        except Exception as error:  # rdflib raises many types for bad Turtle; all mean "unreadable"
+            raise SpawnRefused(
+                422, f"the blueprint is not readable Turtle: {' '.join(str(error).split())}"
+            ) from error
+        report = await self.host.in_worker(default_validator().validate, graph)
+        if not report.conforms:
+            lines = report.lines()
+            raise SpawnRefused(
+                422, f"the blueprint fails the shapes: {lines[0] if lines else '?'}", lines[:5]
+            )
+        names = sorted({str(value) for value in graph.objects(None, SPORE.nodeName)})
+        if len(names) != 1:
+            raise SpawnRefused(422, f"expected one blueprint with spore:nodeName, found {len(names)}")
+        async with self._lock_now():
+            return await self._start(names[0], graph, None, "started as posted")
+
+    # -- starting ----------------------------------------------------------------------------------
+    async def _start(self, name: str, graph: Graph, parent: FungusNode | None, reason: str) -> SpawnedNode:
+        runtime = self.host.runtime
+        full = self._host_full()
+        if name in self._taken():
+            raise SpawnRefused(409, f"{name!r} is already a node of {runtime.config.base_url}")
+        if full is not None:
+            raise SpawnRefused(409, f"spawn refused: {full}")
+        if not NAME_PATTERN.match(name):
+            raise SpawnRefused(422, f"node name {name!r} must match {NAME_PATTERN.pattern}")
+        actor = f"{runtime.config.base_url}/nodes/{name}"
+        path = self.builder.directory / f"{name}.ttl"
+        self.builder.directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(graph.serialize(format="turtle"), encoding="utf-8")
+        try:
+            blueprint = read_blueprint(path)
+        except BlueprintError as error:
+            path.unlink(missing_ok=True)
+            raise SpawnRefused(422, str(error)) from error
+        shard = assign_roles({**self.host.known, actor: blueprint.hashtags})[actor].shard
+        node = await self.host.in_worker(self.builder.build, blueprint, actor, parent, shard)
+        local = runtime.actors.add_node(
+            NodeSpec(
+                name,
+                summary=f"Fungus node spawned by {parent.name}" if parent else "Fungus node",
+                blueprint=f"{actor}/blueprint",
+            )
+        )
+        self.host.start_node(node)
+        publisher = self.host.publishers.get(actor)
+        if publisher is not None and parent is not None:
+            publisher.spawned_by = parent.actor
+            await self.host.in_worker(publisher.start)
+        self._make_public(local, actor)
+        spawned = SpawnedNode(name, actor, f"{actor}/blueprint", parent.actor if parent else None, reason)
+        self.spawned.append(spawned)
+        log.info("spawned %s (%s)", actor, reason)
+        if self.on_spawn is not None:
+            self.on_spawn(spawned.as_json())
+        return spawned
+
+    def _make_public(self, local: Any, actor: str) -> None:
+        """What the host built once at start from its node list: dereferencing and asking."""
+        state = self.app.state if self.app is not None else None
+        linked = getattr(state, "linked_data", None)
+        if linked is not None:
+            linked.graphs = (*linked.graphs, *public_graphs([actor]))
+        asking = getattr(state, "asking", None)
+        if asking is not None:
+            asking.nodes.append(local)
+
+    # -- automatic spawning ------------------------------------------------------------------------
+    def observe(self, line: dict[str, Any]) -> None:
+        """A host round line: remember the node's metric and, when the rule says so, spawn."""
+        name, metrics = line.get("node"), line.get("metrics")
+        node = next((n for n in self.host.nodes.values() if n.name == name), None)
+        if node is None or not isinstance(metrics, dict) or self.metric not in metrics:
+            return
+        number = int(line.get("round", 0)) + 1  # spore:roundNumber of the round just finished
+        self.history.setdefault(node.actor, []).append((number, float(metrics[self.metric])))
+        task = asyncio.get_running_loop().create_task(self.consider(node.actor))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def consider(self, actor: str) -> SpawnedNode | None:
+        """Apply the spawning rule of :mod:`agents.autospawn` to the node ``actor`` now."""
+        history = self.history.get(actor, [])
+        try:
+            source, blueprint = await self.host.in_worker(parent_blueprint, self.builder.store, actor)
+        except SpawnError:
+            return None
+        why = spawn_reason(source, blueprint, [value for _, value in history])
+        if why is None:
+            return None
+        # The rule compared the first and the last round of its window: those evaluations are its evidence.
+        first = history[-spawn_window(source, blueprint) - 1][0]
+        evidence = [_evaluation(actor, self.metric, number) for number in (first, history[-1][0])]
+        try:
+            return await self.spawn_child(
+                actor,
+                seed=len(self.spawned),
+                why=why,
+                evidence=evidence,
+                round_number=history[-1][0],
+                automatic=True,
+            )
+        except SpawnRefused as refusal:
+            log.info("node %s: %s", actor, refusal.reason)
+            return None
+        except Exception:  # a failed spawn must not stop the parent or the host
+            log.exception("spawning a child of %s failed", actor)
+            return None
+
+
+def install_spawning(
+    app: FastAPI, host: NodeHost, builder: ChildBuilder, *, on_spawn: SpawnListener | None = None
+) -> HostSpawner:
+    """Give the host ``app`` a :class:`HostSpawner` (``app.state.spawner``), its admin route, and
+    with ``HostOptions.autospawn`` the spawning rule after every round of its nodes."""
+    from agents.host_admin import admin_router
+
+    spawner = HostSpawner(host, builder, app=app, on_spawn=on_spawn)
+    app.state.spawner = spawner
+    app.router.routes[:0] = admin_router(spawner).routes
+    if host.options.autospawn:
+        previous = host.on_round
+
+        def on_round(line: dict[str, Any]) -> None:
+            if previous is not None:
+                previous(line)
+            spawner.observe(line)
+
+        host.on_round = on_round
+    return spawner
