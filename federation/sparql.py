@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import io
-import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
-from pyoxigraph import BlankNode, Literal, NamedNode, QueryResultsFormat, QuerySolutions, RdfFormat, Triple
-from pyoxigraph import serialize as serialize_rdf
+from pyoxigraph import NamedNode
 
 from federation.fungiverse_endpoint import answer_fungiverse, wants_fungiverse
-from federation.jsonld import SPORE_CONTEXT_URL, compact
 from federation.runtime import HostRuntime
+from federation.sparql_description import description_document, service_description
 from federation.sparql_protocol import (
     GRAPH_FORMATS,
     RESULT_FORMATS,
@@ -39,29 +36,18 @@ from federation.sparql_protocol import (
     parse_request,
     restrict_dataset,
     unshift_position,
+    url_parameters,
     with_base,
 )
+from federation.sparql_results import QueryTimeout, ResultTooLarge, evaluate
 from knowledge.graphs import PUBLIC_KINDS, check_public_query, graph_iri
 from knowledge.store import KnowledgeStore, QueryError, StoreError
 
-__all__ = ["sparql_router", "SparqlService", "EndpointScope", "service_description"]
+__all__ = ["install_sparql", "SparqlService", "SparqlEndpoints", "EndpointScope", "Incoming"]
 
-SD = "http://www.w3.org/ns/sparql-service-description#"
-VOID = "http://rdfs.org/ns/void#"
-FORMATS = "http://www.w3.org/ns/formats/"
-RDF_TYPE = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-DCTERMS_TITLE = NamedNode("http://purl.org/dc/terms/title")
-# W3C's format IRIs (https://www.w3.org/ns/formats/) for sd:resultFormat.
-_FORMAT_IRIS = {
-    "application/sparql-results+json": "SPARQL_Results_JSON",
-    "application/sparql-results+xml": "SPARQL_Results_XML",
-    "text/csv": "SPARQL_Results_CSV",
-    "text/tab-separated-values": "SPARQL_Results_TSV",
-    "text/turtle": "Turtle",
-    "application/n-triples": "N-Triples",
-    "application/ld+json": "JSON-LD",
-    "application/rdf+xml": "RDF_XML",
-}
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -76,131 +62,6 @@ class EndpointScope:
 
 FANOUT_AT_ONCE = 2
 """Fungiverse queries one host runs at a time; more get 503."""
-
-
-class ResultTooLarge(Exception):
-    pass
-
-
-class QueryTimeout(Exception):
-    pass
-
-
-class _BoundedBuffer(io.BytesIO):
-    """Where results are serialised: raises once they pass the size cap or the deadline.
-
-    pyoxigraph serialises lazily, pulling solutions from the evaluator as it writes, so checking here
-    stops a runaway query between two writes even after the caller has given up waiting.
-    """
-
-    def __init__(self, max_bytes: int, deadline: float) -> None:
-        super().__init__()
-        self.max_bytes = max_bytes
-        self.deadline = deadline
-
-    def write(self, data: Any) -> int:
-        if self.tell() + len(data) > self.max_bytes:
-            raise ResultTooLarge
-        if time.monotonic() > self.deadline:
-            raise QueryTimeout
-        return super().write(data)
-
-    def value(self) -> bytes:
-        return self.getvalue()
-
-
-def _boolean(value: bool, format: QueryResultsFormat) -> bytes:
-    # An ASK result reaches us as a plain bool (the store interface), and pyoxigraph cannot build a
-    # QueryBoolean from one; the formats are two lines each (sparql11-results-json 3.2.2, XMLres 2.4).
-    word = "true" if value else "false"
-    if format == QueryResultsFormat.JSON:
-        return json.dumps({"head": {}, "boolean": value}).encode()
-    if format == QueryResultsFormat.XML:
-        return (
-            '<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">'
-            f"<head/><boolean>{word}</boolean></sparql>\n"
-        ).encode()
-    return f"{word}\n".encode()
-
-
-def _graph_document(triples: Any, media: str, buffer: _BoundedBuffer) -> bytes:
-    format = GRAPH_FORMATS[media]
-    serialize_rdf(triples, buffer, format=format)
-    if format != RdfFormat.JSON_LD:
-        return buffer.value()
-    # pyoxigraph writes expanded JSON-LD; compacting with the SPORE context gives the short names
-    # the rest of SPORE's JSON uses (the context is served locally, never fetched).
-    expanded = json.loads(buffer.value() or b"[]")
-    compacted = compact({"@graph": expanded}, SPORE_CONTEXT_URL)
-    text = json.dumps(compacted, ensure_ascii=False).encode()
-    if len(text) > buffer.max_bytes:
-        raise ResultTooLarge
-    return text
-
-
-def evaluate(
-    store: KnowledgeStore,
-    text: str,
-    defaults: list[NamedNode],
-    named: list[NamedNode],
-    accept: str | None,
-    *,
-    deadline: float,
-    max_bytes: int,
-) -> tuple[bytes, str]:
-    """Run a query over the given dataset and serialise its answer as the client prefers.
-
-    Returns (body, media type); raises :class:`ProtocolError` 406 when the answer's kind (results or
-    a graph) has no format the client accepts.
-    """
-    result = store.query(text, default_graph=defaults, named_graphs=named)
-    buffer = _BoundedBuffer(max_bytes, deadline)
-    if isinstance(result, bool | QuerySolutions):
-        media = negotiate(accept, list(RESULT_FORMATS))
-        if media is None:
-            raise ProtocolError(406, f"results are served as {', '.join(RESULT_FORMATS)}")
-        if isinstance(result, bool):
-            return _boolean(result, RESULT_FORMATS[media]), media
-        result.serialize(buffer, RESULT_FORMATS[media])
-        return buffer.value(), media
-    media = negotiate(accept, list(GRAPH_FORMATS))
-    if media is None:
-        raise ProtocolError(406, f"graphs are served as {', '.join(GRAPH_FORMATS)}")
-    return _graph_document(result, media, buffer), media
-
-
-def service_description(scope: EndpointScope, *, update: bool) -> list[Triple]:
-    """SPARQL 1.1 Service Description of an endpoint, with its dataset also described in VoID."""
-    endpoint = NamedNode(scope.url)
-    dataset, default_graph = BlankNode(), BlankNode()
-    sd = {name: NamedNode(SD + name) for name in ("Service", "Dataset", "Graph", "NamedGraph")}
-    triples = [
-        Triple(endpoint, RDF_TYPE, sd["Service"]),
-        Triple(endpoint, NamedNode(SD + "endpoint"), endpoint),
-        Triple(endpoint, NamedNode(SD + "supportedLanguage"), NamedNode(SD + "SPARQL11Query")),
-        Triple(endpoint, NamedNode(SD + "feature"), NamedNode(SD + "UnionDefaultGraph")),
-        Triple(endpoint, NamedNode(SD + "defaultDataset"), dataset),
-        Triple(dataset, RDF_TYPE, sd["Dataset"]),
-        Triple(dataset, RDF_TYPE, NamedNode(VOID + "Dataset")),
-        Triple(dataset, NamedNode(VOID + "sparqlEndpoint"), endpoint),
-        Triple(dataset, DCTERMS_TITLE, Literal(scope.title)),
-        Triple(dataset, NamedNode(SD + "defaultGraph"), default_graph),
-        Triple(default_graph, RDF_TYPE, sd["Graph"]),
-    ]
-    if update:
-        triples.append(
-            Triple(endpoint, NamedNode(SD + "supportedLanguage"), NamedNode(SD + "SPARQL11Update"))
-        )
-    for name in _FORMAT_IRIS.values():
-        triples.append(Triple(endpoint, NamedNode(SD + "resultFormat"), NamedNode(FORMATS + name)))
-    for graph in scope.public_graphs:
-        entry = BlankNode()
-        triples += [
-            Triple(dataset, NamedNode(SD + "namedGraph"), entry),
-            Triple(entry, RDF_TYPE, sd["NamedGraph"]),
-            Triple(entry, NamedNode(SD + "name"), graph),
-        ]
-    return triples
 
 
 _PREFLIGHT = {
@@ -228,6 +89,21 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return PlainTextResponse(f"{message}\n", status_code=status, headers=headers)
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """What the endpoint reads of one HTTP request: the method, URL parameters, three headers, body."""
+
+    method: str
+    url_params: list[tuple[str, str]]
+    content_type: str | None = None
+    accept: str | None = None
+    authorization: str | None = None
+    body: bytes = b""
+
+    def param(self, name: str) -> str | None:
+        return next((value for key, value in self.url_params if key == name), None)
+
+
 class SparqlService:
     """Evaluates protocol requests for any scope of one host: the thread pool, limits and credentials."""
 
@@ -246,15 +122,6 @@ class SparqlService:
         # stopped waiting for still count: a burst of runaway queries gets 503, not a growing backlog.
         self.slots = threading.BoundedSemaphore(limits.sparql_workers)
         self.executor = ThreadPoolExecutor(limits.sparql_workers, thread_name_prefix="spore-sparql")
-
-    async def _read_body(self, request: Request) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise ProtocolError(413, f"request body over {self.max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.slots.acquire(blocking=False):
@@ -279,7 +146,7 @@ class SparqlService:
             limit = f"{self.max_bytes:,} bytes"
             raise ProtocolError(422, f"the result is larger than {limit}; add a LIMIT") from error
 
-    async def answer(self, request: Request, scope: EndpointScope) -> Response:
+    async def answer(self, request: Incoming, scope: EndpointScope) -> Response:
         """Answer one request; every answer allows any origin, so browser tools can query."""
         if request.method == "OPTIONS":  # a CORS preflight for a POST with a SPARQL media type
             response: Response = Response(status_code=204, headers=_PREFLIGHT)
@@ -288,45 +155,22 @@ class SparqlService:
         response.headers["access-control-allow-origin"] = "*"
         return response
 
-    async def _answer(self, request: Request, scope: EndpointScope) -> Response:
+    async def _answer(self, request: Incoming, scope: EndpointScope) -> Response:
         operation = "request"
         try:
-            body = await self._read_body(request) if request.method == "POST" else b""
-            parsed = parse_request(
-                request.method, request.url.query, request.headers.get("content-type"), body
-            )
+            parsed = parse_request(request.method, request.url_params, request.content_type, request.body)
             if parsed is None:
-                return self._describe(scope, request.headers.get("accept"))
+                return self._describe(scope, request.accept)
             operation = parsed.operation.value
             if self.store is None or not self.store.confines_datasets:
                 raise ProtocolError(503, "this host's store cannot confine queries to public graphs")
             if parsed.operation is Operation.UPDATE:
-                return await self._update(parsed, scope, request.headers.get("authorization"))
+                return await self._update(parsed, scope, request.authorization)
             _check_public(parsed.text)
-            if wants_fungiverse(request.query_params.get("fungiverse")):
-                if parsed.dataset_given:
-                    raise ProtocolError(400, "a fungiverse query cannot name graphs: each peer has its own")
-                if not self.fanouts.acquire(blocking=False):
-                    raise ProtocolError(
-                        503, "the endpoint is busy with other fungiverse queries; retry shortly"
-                    )
-                try:
-                    return await answer_fungiverse(
-                        self.runtime,
-                        self.store,
-                        text=parsed.text,
-                        endpoint=scope.url,
-                        public_graphs=scope.public_graphs,
-                        actors=scope.actors,
-                        accept=request.headers.get("accept"),
-                        peer_timeout=request.query_params.get("peer-timeout"),
-                        limit=self.timeout,
-                    )
-                finally:
-                    self.fanouts.release()
+            if wants_fungiverse(request.param("fungiverse")):
+                return await self._fungiverse(parsed, scope, request)
             defaults, named = restrict_dataset(parsed, scope.public_graphs)
-            accept = request.headers.get("accept")
-            if negotiate(accept, [*RESULT_FORMATS, *GRAPH_FORMATS]) is None:
+            if negotiate(request.accept, _ALL_FORMATS) is None:
                 raise ProtocolError(406, "no SPARQL results or RDF format matches Accept")
             content, media = await self._run(
                 evaluate,
@@ -334,7 +178,7 @@ class SparqlService:
                 with_base(parsed.text, scope.url),
                 defaults,
                 named,
-                accept,
+                request.accept,
                 deadline=time.monotonic() + self.timeout,
                 max_bytes=self.max_bytes,
             )
@@ -352,17 +196,35 @@ class SparqlService:
         except StoreError as error:
             return _error(500, f"the store failed: {_one_line(error.message)}")
 
+    async def _fungiverse(self, parsed: ProtocolRequest, scope: EndpointScope, request: Incoming) -> Response:
+        if parsed.dataset_given:
+            raise ProtocolError(400, "a fungiverse query cannot name graphs: each peer has its own")
+        if not self.fanouts.acquire(blocking=False):
+            raise ProtocolError(503, "the endpoint is busy with other fungiverse queries; retry shortly")
+        assert self.store is not None
+        try:
+            return await answer_fungiverse(
+                self.runtime,
+                self.store,
+                text=parsed.text,
+                endpoint=scope.url,
+                public_graphs=scope.public_graphs,
+                actors=scope.actors,
+                accept=request.accept,
+                peer_timeout=request.param("peer-timeout"),
+                limit=self.timeout,
+            )
+        finally:
+            self.fanouts.release()
+
     def _describe(self, scope: EndpointScope, accept: str | None) -> Response:
-        media = negotiate(accept, list(GRAPH_FORMATS))
+        media = negotiate(accept, tuple(GRAPH_FORMATS))
         if media is None:
             return _error(406, f"the service description is served as {', '.join(GRAPH_FORMATS)}")
-        triples = service_description(scope, update=self.token is not None)
-        prefixes = {"sd": SD, "void": VOID, "formats": FORMATS, "dcterms": "http://purl.org/dc/terms/"}
-        format = GRAPH_FORMATS[media]
-        content = serialize_rdf(
-            triples, format=format, prefixes=prefixes if format == RdfFormat.TURTLE else None
-        )
-        return Response(content or b"", media_type=media, headers={"vary": "accept"})
+        update = self.token is not None
+        triples = service_description(scope.url, scope.title, scope.public_graphs, update=update)
+        content = description_document(triples, GRAPH_FORMATS[media])
+        return Response(content, media_type=media, headers={"vary": "accept"})
 
     async def _update(
         self, parsed: ProtocolRequest, scope: EndpointScope, authorization: str | None
@@ -386,43 +248,124 @@ class SparqlService:
         return Response(status_code=204)
 
 
+_ALL_FORMATS = (*RESULT_FORMATS, *GRAPH_FORMATS)
+
+
 def _public_graphs(node_ids: Sequence[str]) -> tuple[NamedNode, ...]:
     return tuple(graph_iri(NamedNode(node), kind) for node in node_ids for kind in PUBLIC_KINDS)
 
 
-def sparql_router(runtime: HostRuntime) -> APIRouter:
-    """``/sparql`` (every node's public graphs) and ``/nodes/{name}/sparql`` (one node's)."""
-    router = APIRouter()
-    service = SparqlService(runtime)
-    base = runtime.config.base_url
-    nodes = runtime.actors.nodes
-    host_scope = EndpointScope(
-        f"{base}/sparql",
-        f"Public graphs of the SPORE host {runtime.config.domain}",
-        _public_graphs([actor.id for actor in nodes.values()]),
-        tuple(actor.id for actor in [*nodes.values(), *runtime.actors.groups.values()]),
-    )
-    node_scopes = {
-        name: EndpointScope(
-            f"{actor.id}/sparql",
-            f"Public graphs of the fungus node {name}",
-            _public_graphs([actor.id]),
-            (actor.id,),
+class _Scopes:
+    """The host's scope and each node's, rebuilt when a node is spawned on the running host."""
+
+    def __init__(self, runtime: HostRuntime) -> None:
+        self.runtime = runtime
+        self.key: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+        self.host, self.nodes = self._build()
+
+    def _build(self) -> tuple[EndpointScope, dict[str, EndpointScope]]:
+        base, actors = self.runtime.config.base_url, self.runtime.actors
+        self.key = (tuple(actors.nodes), tuple(actors.groups))
+        host = EndpointScope(
+            f"{base}/sparql",
+            f"Public graphs of the SPORE host {self.runtime.config.domain}",
+            _public_graphs([actor.id for actor in actors.nodes.values()]),
+            tuple(actor.id for actor in [*actors.nodes.values(), *actors.groups.values()]),
         )
-        for name, actor in nodes.items()
-    }
-    # Every method reaches the handler, so a PUT gets the protocol's 405 with a message and Allow.
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+        nodes = {
+            name: EndpointScope(
+                f"{actor.id}/sparql",
+                f"Public graphs of the fungus node {name}",
+                _public_graphs([actor.id]),
+                (actor.id,),
+            )
+            for name, actor in actors.nodes.items()
+        }
+        return host, nodes
 
-    async def host_endpoint(request: Request) -> Response:
-        return await service.answer(request, host_scope)
+    def current(self) -> tuple[EndpointScope, dict[str, EndpointScope]]:
+        actors = self.runtime.actors
+        if self.key != (tuple(actors.nodes), tuple(actors.groups)):
+            self.host, self.nodes = self._build()
+        return self.host, self.nodes
 
-    async def node_endpoint(request: Request) -> Response:
-        scope = node_scopes.get(request.path_params["name"])
-        if scope is None:
-            return _error(404, f"no node {request.path_params['name']}")
-        return await service.answer(request, scope)
 
-    router.add_route("/sparql", host_endpoint, methods=methods)
-    router.add_route("/nodes/{name}/sparql", node_endpoint, methods=methods)
-    return router
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ProtocolError(400, "the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(413, f"request body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class SparqlEndpoints:
+    """ASGI middleware answering ``/sparql`` and ``/nodes/{name}/sparql`` before the app's router.
+
+    Hand-written rather than a route because a route pays for the matching of every route before it
+    and for Starlette's request objects, ~0.3 ms a request: more than a point lookup costs the store
+    (see "SPARQL endpoint" in docs/benchmarks.md). Everything else passes through untouched.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], runtime: HostRuntime) -> None:
+        self.app = app
+        self.service = SparqlService(runtime)
+        self.scopes = _Scopes(runtime)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path != "/sparql" and not (path.startswith("/nodes/") and path.endswith("/sparql")):
+            await self.app(scope, receive, send)
+            return
+        host, nodes = self.scopes.current()
+        name = path[len("/nodes/") : -len("/sparql")]
+        if path == "/sparql":
+            endpoint: EndpointScope | None = host
+        elif not name or "/" in name:
+            await self.app(scope, receive, send)
+            return
+        else:
+            endpoint = nodes.get(name)
+        response = await self._respond(scope, receive, endpoint, name)
+        await response(scope, receive, send)
+
+    async def _respond(
+        self, scope: Scope, receive: Receive, endpoint: EndpointScope | None, name: str
+    ) -> Response:
+        if endpoint is None:
+            return _error(404, f"no node {name}")
+        headers = {key: value for key, value in scope["headers"] if key in _READ_HEADERS}
+        method = scope["method"]
+        try:
+            body = await _read_body(receive, self.service.max_body) if method == "POST" else b""
+        except ProtocolError as error:
+            return _error(error.status, error.message)
+
+        def header(key: bytes) -> str | None:
+            value = headers.get(key)
+            return None if value is None else value.decode("latin-1")
+
+        request = Incoming(
+            method,
+            url_parameters(scope["query_string"].decode("latin-1")),
+            header(b"content-type"),
+            header(b"accept"),
+            header(b"authorization"),
+            body,
+        )
+        return await self.service.answer(request, endpoint)
+
+
+_READ_HEADERS = frozenset((b"content-type", b"accept", b"authorization"))
+
+
+def install_sparql(app: FastAPI, runtime: HostRuntime) -> None:
+    """Serve the host's and its nodes' SPARQL endpoints on ``app`` (every method reaches them, so a
+    PUT gets the protocol's 405 with a message and ``Allow``)."""
+    app.add_middleware(SparqlEndpoints, runtime=runtime)

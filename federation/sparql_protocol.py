@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,6 +27,7 @@ __all__ = [
     "RESULT_FORMATS",
     "GRAPH_FORMATS",
     "parse_request",
+    "url_parameters",
     "negotiate",
     "restrict_dataset",
     "check_update",
@@ -106,23 +108,27 @@ def _decode(body: bytes, params: dict[str, str]) -> str:
         raise ProtocolError(400, f"the body is not valid UTF-8: {error}") from error
 
 
+def url_parameters(query_string: str) -> list[tuple[str, str]]:
+    """A URL's query string as (name, value) pairs, blank values kept (``query=`` is an empty query)."""
+    return parse_qsl(query_string, keep_blank_values=True)
+
+
 def parse_request(
-    method: str, query_string: str, content_type: str | None, body: bytes
+    method: str, url_params: Sequence[tuple[str, str]], content_type: str | None, body: bytes
 ) -> ProtocolRequest | None:
     """The operation a request carries, or ``None`` for a plain GET (the service description).
 
-    GET carries a query in the URL; POST a form (``query=``/``update=``) or a direct body whose media
-    type names the operation. Update via GET is refused (W3C test bad_update_get): a link or a
-    crawler must never change the store.
+    GET carries a query in the URL (``url_params``, from :func:`url_parameters`); POST a form
+    (``query=``/``update=``) or a direct body whose media type names the operation. Update via GET is
+    refused (W3C test bad_update_get): a link or a crawler must never change the store.
     """
-    url_params = parse_qsl(query_string, keep_blank_values=True)
     method = "GET" if method == "HEAD" else method
     if method == "GET":
-        params = url_params
+        params = list(url_params)
     elif method == "POST":
         media, media_params = _media_type(content_type)
         if media == FORM:
-            params = url_params + parse_qsl(_decode(body, media_params), keep_blank_values=True)
+            params = [*url_params, *parse_qsl(_decode(body, media_params), keep_blank_values=True)]
         elif media in (QUERY_TYPE, UPDATE_TYPE):
             operation = Operation.QUERY if media == QUERY_TYPE else Operation.UPDATE
             if any(name in ("query", "update") for name, _ in url_params):
@@ -185,6 +191,13 @@ def negotiate(accept: str | None, offers: Sequence[str]) -> str | None:
     ``type/*`` over ``*/*``); the highest quality wins and ties go to the order of ``offers`` (the
     server's preference). No ``Accept`` means the first offer.
     """
+    return _negotiate(accept, tuple(offers))
+
+
+# Clients send the same few Accept headers over and over; remembering the answers takes parsing off
+# every request (bounded, since the header is the client's to choose).
+@lru_cache(maxsize=512)
+def _negotiate(accept: str | None, offers: tuple[str, ...]) -> str | None:
     if not accept or not accept.strip():
         return offers[0] if offers else None
     ranges = _accept_ranges(accept)

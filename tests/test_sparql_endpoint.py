@@ -393,3 +393,15 @@ def test_query_past_the_deadline_is_503(limited: RunningHost) -> None:
 def test_update_is_disabled_without_a_configured_token(limited: RunningHost) -> None:
     response = post_update(limited, "CLEAR GRAPH <urn:g>", token="anything")
     assert response.status_code == 403 and "disabled" in response.text
+
+
+def test_a_node_spawned_on_the_running_host_is_served(limited: RunningHost) -> None:
+    """Spawning adds actors to a host that is already serving: the endpoints must follow."""
+    assert httpx.get(endpoint(limited, "carol"), timeout=10).status_code == 404
+    limited.runtime.actors.add_node(NodeSpec("carol"))
+    own = httpx.get(endpoint(limited, "carol"), timeout=10)
+    assert own.status_code == 200
+    assert graph(limited, "carol", GraphKind.MODELS) in own.text
+    host_names = httpx.get(endpoint(limited), timeout=10).text
+    assert graph(limited, "carol", GraphKind.CATALOGUE) in host_names
+    assert httpx.head(endpoint(limited, "carol"), timeout=10).status_code == 200
