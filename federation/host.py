@@ -28,7 +28,7 @@ from federation.outbox import refuse_private_graph
 from federation.processing import AdmissionPolicy, QuadSink, admit_all
 from federation.routes import actor_router, discovery_router, inbox_router, object_router
 from federation.runtime import HostRuntime
-from federation.sparql import sparql_router
+from federation.sparql import install_sparql
 from federation.ssrf import Resolver, system_resolver
 from federation.web import mount_web
 
@@ -80,10 +80,10 @@ def build_host(
         discovery_router(runtime),
         actor_router(runtime),
         object_router(runtime),
-        sparql_router(runtime),
         observability_router(runtime),
     ):
         app.include_router(router)
+    install_sparql(app, runtime)  # ahead of the router: /sparql and /nodes/{name}/sparql
     install_linked_data(app, runtime)
     mount_web(app, runtime)  # the web page: federation/web/
     return app
