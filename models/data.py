@@ -9,6 +9,7 @@ sort IRIs so that the same graph always yields the same ids.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,11 @@ class MusicTensors:
       its own IRI, when it is the object of a relation).
     * ``artist_names``: one display name per artist, same order as ``artists``.
     * ``tag_labels``: optional, one label per tag.
+    * ``taggings``: optional ``LongTensor [3, N]``: who tagged what, (listener, artist, tag) with
+      ``-1`` as the listener for a tagger who has no listening here. ``artist_tags`` and its weights
+      are then derived from these rows, and a split drops the taggings of its held-out pairs
+      (:meth:`without_taggings_of`), so a model never learns from how a listener tagged an artist
+      it is being tested on.
 
     Construction validates dtypes, shapes and index ranges so that a bad producer fails here with
     a message instead of deep inside a sparse matrix multiply.
@@ -58,6 +64,7 @@ class MusicTensors:
     artist_names: tuple[str, ...]
     artist_tag_weights: torch.Tensor | None = None
     tag_labels: tuple[str, ...] | None = None
+    taggings: torch.Tensor | None = None
     _lookup: dict[str, dict[str, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +75,12 @@ class MusicTensors:
             self.artist_entities,
             (self.num_artists, len(self.relations), self.num_entities),
         )
+        if self.taggings is not None:
+            self._check_edges(
+                "taggings",
+                self.taggings + torch.tensor([[1], [0], [0]]),
+                (self.num_listeners + 1, self.num_artists, self.num_tags),
+            )
         if self.play_counts.shape != (self.interactions.shape[1],):
             raise MusicTensorsError(
                 f"play_counts has shape {tuple(self.play_counts.shape)}, "
@@ -185,6 +198,33 @@ class MusicTensors:
             artist_names=self.artist_names,
             artist_tag_weights=self.artist_tag_weights,
             tag_labels=self.tag_labels,
+            taggings=self.taggings,
+        )
+
+    def without_taggings_of(self, held_out: torch.Tensor) -> MusicTensors:
+        """The same tensors with every tagging of a held-out (listener, artist) pair removed.
+
+        Artist-tag edges and their weights (taggers per edge) are recounted from the taggings that
+        remain. An edge whose known taggings were all held out disappears; an edge the catalogue
+        holds without any tagging here (applied by listeners of other nodes) stays with weight 0,
+        since nothing this node evaluates on produced it. Without ``taggings`` nothing changes.
+        """
+        if self.taggings is None:
+            return self
+        listener, artist, tag = self.taggings
+        keys = listener * self.num_artists + artist
+        held_keys = held_out[0] * self.num_artists + held_out[1]
+        kept = self.taggings[:, ~((listener >= 0) & torch.isin(keys, held_keys))]
+        known = self.taggings[1] * self.num_tags + self.taggings[2]
+        edge_keys = self.artist_tags[0] * self.num_tags + self.artist_tags[1]
+        counts = _counts_at(kept[1] * self.num_tags + kept[2], edge_keys)
+        # An edge stays if a remaining tagging supports it, or if no tagging here ever did.
+        keep = (counts > 0) | ~torch.isin(edge_keys, known)
+        return dataclasses.replace(
+            self,
+            artist_tags=self.artist_tags[:, keep],
+            artist_tag_weights=counts[keep].float(),
+            taggings=kept,
         )
 
     def describe(self) -> str:
@@ -195,6 +235,15 @@ class MusicTensors:
             f"({self.artist_tags.shape[1]} artist-tag edges), {self.num_entities} entities and "
             f"{self.num_relations} relations ({self.artist_entities.shape[1]} artist-entity triples)"
         )
+
+
+def _counts_at(keys: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """How often each value of ``at`` occurs in ``keys`` (without a table the size of the key space)."""
+    unique, counts = torch.unique(keys, return_counts=True)
+    if unique.numel() == 0:
+        return torch.zeros(at.shape, dtype=torch.long)
+    position = torch.searchsorted(unique, at).clamp(max=unique.numel() - 1)
+    return torch.where(unique[position] == at, counts[position], 0)
 
 
 _PLURAL = {

@@ -40,7 +40,7 @@ class GraphRows:
     listenings: list[tuple[str, str, int]]
     artist_tags: list[tuple[str, str]]
     artist_entities: list[tuple[str, str, str]]
-    tag_weights: list[tuple[str, str, int]] | None = None
+    taggings: list[tuple[str, str, str]] | None = None
     dropped: Counter[str] = field(default_factory=Counter)
 
 
@@ -87,16 +87,14 @@ def read_rows(store: KnowledgeStore, node: str, *, tag_weights: bool = False) ->
         return store.query(queries.load(name), default_graph=graph)
 
     listenings = [(a, b, int(c)) for a, b, c in _tsv(run("music-listenings", private), "iin")]
-    weights = None
-    if tag_weights:
-        weights = [(a, b, int(c)) for a, b, c in _tsv(run("music-tag-weights", private), "iin")]
+    taggings = _tsv(run("music-taggings", private), "iii") if tag_weights else None
     return GraphRows(
         artists=_strings(run("music-artists", catalogue)),
         tags=_strings(run("music-tags", catalogue)),
         listenings=listenings,
         artist_tags=_tsv(run("music-artist-tags", catalogue), "ii"),  # type: ignore[arg-type]
         artist_entities=_tsv(run("music-artist-entities", catalogue), "iii"),  # type: ignore[arg-type]
-        tag_weights=weights,
+        taggings=taggings,  # type: ignore[arg-type]
     )
 
 
@@ -133,12 +131,17 @@ def tensors_from_rows(rows: GraphRows) -> MusicTensors:
         {(artist_id[a], tag_id[t]) for a, t in rows.artist_tags if a in artist_id and t in tag_id}
     )
     rows.dropped["artist-tag links outside the catalogue"] += len(rows.artist_tags) - len(tag_pairs)
-    weights = None
-    if rows.tag_weights is not None:
-        taggers = {(a, t): n for a, t, n in rows.tag_weights}
-        weights = torch.tensor(
-            [float(taggers.get((artists[a], tags[t]), 0)) for a, t in tag_pairs], dtype=torch.float32
+    weights, taggings = None, None
+    if rows.taggings is not None:
+        # One row per distinct tagger; a tagger without listenings here keeps a row of its own as -1.
+        tagged = sorted(
+            (listener_id.get(u, -1), artist_id[a], tag_id[t])
+            for u, a, t in set(rows.taggings)
+            if a in artist_id and t in tag_id
         )
+        taggings = _edges(tagged, 3)
+        taggers = Counter((a, t) for _, a, t in tagged)
+        weights = torch.tensor([float(taggers[pair]) for pair in tag_pairs], dtype=torch.float32)
 
     known = [(a, r, e) for a, r, e in rows.artist_entities if a in artist_id]
     rows.dropped["knowledge triples about artists not in the catalogue"] += len(rows.artist_entities) - len(
@@ -166,15 +169,17 @@ def tensors_from_rows(rows: GraphRows) -> MusicTensors:
         artist_names=tuple(names[iri] for iri in artists),
         artist_tag_weights=weights,
         tag_labels=tuple(labels[iri] for iri in tags),
+        taggings=taggings,
     )
 
 
 def load_music_tensors(store: KnowledgeStore, node: str, *, tag_weights: bool = False) -> MusicTensors:
     """The tensors of ``node``'s graphs in ``store``.
 
-    ``tag_weights`` adds, per artist-tag edge, how many of this node's listeners applied the tag
-    (0 where only listeners elsewhere did); it aggregates every tagging, so it costs a second or more
-    on Last.fm-2k and is off unless a model uses the weights.
+    ``tag_weights`` reads the node's listeners' individual taggings as well: per artist-tag edge,
+    how many of them applied the tag (0 where only listeners elsewhere did), and who tagged what, so
+    that a split can drop the taggings of its held-out pairs (``MusicTensors.without_taggings_of``).
+    It reads every tagging, a second or more on Last.fm-2k, so it is off unless a model uses tags.
     """
     return tensors_from_rows(read_rows(store, node, tag_weights=tag_weights))
 

@@ -22,6 +22,10 @@ How the split avoids leakage:
 * only the training part is kept in :attr:`InteractionSplit.train`, which is what models build
   their graph from: test edges never enter the normalised adjacency, the popularity counts, or the
   item–item similarities;
+* a listener's taggings of the artists in their held-out parts are dropped from the training
+  tensors, and the artist–tag edges and weights recounted without them
+  (:meth:`~models.data.MusicTensors.without_taggings_of`), so tags cannot carry a test pair into
+  training (an edge only a held-out tagging supported disappears);
 * evaluation ranks all artists but masks the listener's training (and, for test, validation)
   artists, the full-ranking protocol of LightGCN and RecBole.
 """
@@ -138,6 +142,8 @@ def split_per_listener(tensors: MusicTensors, protocol: SplitProtocol, seed: int
     part = (rank.unsqueeze(1) >= bounds).sum(dim=1)
     train_mask = part == 0
     held_out = [tensors.interactions[:, part == p] for p in range(1, len(protocol.ratios))]
-    train = tensors.with_interactions(tensors.interactions[:, train_mask], tensors.play_counts[train_mask])
+    train = tensors.with_interactions(
+        tensors.interactions[:, train_mask], tensors.play_counts[train_mask]
+    ).without_taggings_of(tensors.interactions[:, ~train_mask])
     valid = held_out[0] if len(held_out) == 2 else None
     return InteractionSplit(protocol=protocol, seed=seed, train=train, valid=valid, test=held_out[-1])

@@ -85,6 +85,12 @@ def test_names_labels_and_side_information(tensors) -> None:
             tensors.artist_tags.t().tolist(), tensors.artist_tag_weights.tolist(), strict=True
         )
     }
+    taggings = {
+        (tensors.listeners[u], tensors.artists[a], tensors.tags[t])
+        for u, a, t in tensors.taggings.t().tolist()
+    }
+    assert (LASTFM.listener("2"), LASTFM.artist("1"), LASTFM.tag("1")) in taggings
+    assert len(taggings) == tensors.taggings.shape[1] == 4  # who tagged what, for a split to drop
     assert edges == {
         (LASTFM.artist("1"), LASTFM.tag("1")): 1.0,
         (LASTFM.artist("8"), LASTFM.tag("2")): 1.0,
@@ -103,7 +109,15 @@ def test_same_graph_in_another_order_gives_the_same_tensors(corpus, tensors) -> 
     again = load_music_tensors(store, NODE, tag_weights=True)
     assert again.listeners == tensors.listeners and again.artists == tensors.artists
     assert again.entities == tensors.entities and again.relations == tensors.relations
-    for name in ("interactions", "play_counts", "artist_tags", "artist_entities", "artist_tag_weights"):
+    names = (
+        "interactions",
+        "play_counts",
+        "artist_tags",
+        "artist_entities",
+        "artist_tag_weights",
+        "taggings",
+    )
+    for name in names:
         assert torch.equal(getattr(again, name), getattr(tensors, name)), name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from models.baselines import ItemKNN, Popularity
 from models.data import MusicTensors, MusicTensorsError
 from models.lightgcn import KnowledgeLightGCN, LightGCN, MatrixFactorization
 from models.metrics import evaluate_ranking
+from models.pipeline import selection_split
 from models.split import PROTOCOL_80_20, PROTOCOL_RECBOLE, part_sizes, split_per_listener
 from models.train import TrainConfig, evaluate_model, sample_negatives, train_bpr
 
@@ -110,6 +112,65 @@ def test_split_refuses_duplicate_pairs() -> None:
     doubled = toy.with_interactions(toy.interactions.repeat(1, 2), toy.play_counts.repeat(2))
     with pytest.raises(MusicTensorsError, match="duplicate"):
         split_per_listener(doubled, PROTOCOL_80_20, seed=0)
+
+
+def with_taggings(toy: MusicTensors, taggings: list[tuple[int, int, int]]) -> MusicTensors:
+    """``toy`` whose artist-tag edges come from ``taggings`` (listener, artist, tag), as graph.py does."""
+    pairs = sorted({(a, t) for _, a, t in taggings})
+    return dataclasses.replace(
+        toy,
+        artist_tags=torch.tensor(pairs).t(),
+        artist_tag_weights=torch.tensor(
+            [float(sum(1 for _, a, t in taggings if (a, t) == p)) for p in pairs]
+        ),
+        taggings=torch.tensor(sorted(taggings)).t(),
+    )
+
+
+def test_a_tagging_of_a_held_out_pair_gives_no_edge_and_no_weight() -> None:
+    toy = planted()
+    split = split_per_listener(toy, PROTOCOL_80_20, seed=0)
+    (u, a), (u2, a2) = split.test[:, 0].tolist(), split.train.interactions[:, 0].tolist()
+    shared_artist = int(split.test[1, 1])
+    tagged = with_taggings(
+        toy,
+        [
+            (u, a, 0),  # only a held-out pair tagged (a, tag 0): the edge must go
+            (u2, a2, 1),  # a training pair: stays, weight 1
+            (-1, a2, 1),  # a tagger without listenings here: never held out, counts
+            (int(split.test[0, 1]), shared_artist, 1),  # held out, but (shared_artist, 1) ...
+            (-1, shared_artist, 1),  # ... also has a tagger who is not held out: stays, weight 1
+        ],
+    )
+    again = split_per_listener(tagged, PROTOCOL_80_20, seed=0)
+    pairs = map(tuple, again.train.artist_tags.t().tolist())
+    edges = dict(zip(pairs, again.train.artist_tag_weights.tolist(), strict=True))
+    assert (a, 0) not in edges
+    assert edges[(a2, 1)] == 2.0
+    assert edges[(shared_artist, 1)] == 1.0
+    assert again.train.taggings is not None and again.train.taggings.shape[1] == 3
+    # The feature matrix a knowledge-aware model reads has no tag-0 column entry for the artist.
+    features = artist_feature_matrix(again.train).to_dense()
+    assert features[a, 0] == 0.0 and features[a2, 1] > 0.0
+    # Model selection carves validation out of training with the same function: its pairs go too.
+    carved = selection_split(again)
+    kept = carved.train.taggings
+    assert kept is not None
+    valid_keys = set((carved.valid[0] * toy.num_artists + carved.valid[1]).tolist())
+    assert not valid_keys & set((kept[0] * toy.num_artists + kept[1]).tolist())
+
+
+def test_catalogue_edges_without_any_tagging_here_are_kept() -> None:
+    toy = planted()
+    only_public = dataclasses.replace(toy, taggings=torch.zeros((3, 0), dtype=torch.long))
+    split = split_per_listener(only_public, PROTOCOL_80_20, seed=0)
+    assert torch.equal(split.train.artist_tags, toy.artist_tags)
+    assert split.train.artist_tag_weights.tolist() == [0.0] * toy.artist_tags.shape[1]
+
+
+def test_taggings_must_point_inside_the_tables() -> None:
+    with pytest.raises(MusicTensorsError, match="taggings"):
+        dataclasses.replace(planted(), taggings=torch.tensor([[-2], [0], [0]]))
 
 
 # Metrics -------------------------------------------------------------------------------------------
