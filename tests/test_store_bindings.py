@@ -95,3 +95,11 @@ def test_variables_are_found_outside_strings_and_iris_only() -> None:
 def test_no_bindings_leaves_text_untouched() -> None:
     assert bind("SELECT * {}", None) == "SELECT * {}"
     assert bind("SELECT * {}", {}) == "SELECT * {}"
+
+
+def test_an_update_with_a_sub_select_is_no_query() -> None:
+    from knowledge.store.bindings import query_form
+
+    update = "INSERT { ?s a ?c } WHERE { { SELECT DISTINCT ?s ?c WHERE { ?s ?p ?c } } }"
+    assert query_form(update) is None
+    assert query_form("PREFIX x: <urn:x:> SELECT * WHERE { { SELECT ?s { ?s ?p ?o } } }") == "select"

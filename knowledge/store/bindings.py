@@ -50,6 +50,7 @@ _TOKEN = re.compile(
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
 _QUERY_FORMS = {"select", "ask", "construct", "describe"}
+_UPDATE_KEYWORDS = {"insert", "delete", "load", "clear", "create", "drop", "copy", "move", "add", "with"}
 
 
 class BindingError(ValueError):
@@ -93,6 +94,8 @@ def _form(text: str) -> str | None:
     for match in _TOKEN.finditer(text):
         if match.lastgroup == "word" and (word := match.group().lower()) in _QUERY_FORMS:
             return word
+        if match.lastgroup == "word" and word in _UPDATE_KEYWORDS:
+            return None  # an update, whose WHERE may hold a sub-select
     return None
 
 
