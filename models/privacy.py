@@ -231,7 +231,7 @@ class _Scanner:
 
     def scan_expanded(self, document: Mapping[str, Any], where: str) -> None:
         """JSON-LD after expansion with the frozen loader: compacted IRIs become full ones."""
-        from federation.jsonld import expand
+        from ontology.jsonld import expand
 
         try:
             expanded = expand(dict(document))

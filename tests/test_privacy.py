@@ -146,3 +146,33 @@ def test_violation_message_is_one_line_and_lists_findings() -> None:
     assert "\n" not in str(caught.value)
     assert "and 1 more" in str(caught.value)
     assert len(caught.value.findings) == 4
+
+
+def test_co_listening_statistics_and_their_activity_pass_and_a_leaky_header_does_not() -> None:
+    from agents.protocol.messages import CoListeningStatistics, ShareStatistics
+    from agents.protocol.wire import WireCodec
+    from models.itemgraph import co_listening, encode_statistics
+
+    edges = torch.tensor([[0, 0, 1, 1, 1], [0, 2, 0, 1, 2]])
+    payload = encode_statistics(co_listening(edges, 2, 3))
+    statistics = CoListeningStatistics(group=f"{NODE}groups/jazz", data=payload)
+    wire = WireCodec().encode(
+        ShareStatistics(id=f"{NODE}activities/1", actor=f"{NODE}actor", to=(BOB,), statistics=statistics)
+    )
+    for blob in (wire.activity, *(artifact for _, artifact in wire.artifacts)):
+        check_outgoing(blob, [ALICE])
+    assert ("listener", ALICE) in kinds(save_safetensors({"values": torch.zeros(1)}, metadata={"by": ALICE}))
+
+
+def test_the_privacy_check_expands_json_ld_without_the_federation_layer() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, json; from models.privacy import find_leaks; "
+        f"doc = {{'@context': {{'ex': '{NODE}listeners/', 'knows': 'https://schema.org/knows'}}, "
+        "'knows': {'@id': 'ex:alice'}}; "
+        f"assert find_leaks(json.dumps(doc), ['{ALICE}']); "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('federation', 'agents')], 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
