@@ -375,7 +375,7 @@ class Create(Message):
     update: ModelUpdate
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class CoListeningStatistics:
     """A member's noised co-listening statistics for its group: ``models.itemgraph`` safetensors bytes.
 
