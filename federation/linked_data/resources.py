@@ -104,7 +104,16 @@ class LinkedData:
         self.runtime = runtime
         self.base_url = runtime.config.base_url
         self.store = runtime.store if isinstance(runtime.store, KnowledgeStore) else None
-        self.graphs = public_graphs(actor.id for actor in runtime.actors.nodes.values())
+        self._graphs: tuple[int, list[NamedNode]] = (-1, [])
+
+    @property
+    def graphs(self) -> list[NamedNode]:
+        """The public graphs of the host's nodes, as many as it serves now: a node spawned on the
+        running host is described too (nodes are only ever added, so their count keys the cache)."""
+        nodes = self.runtime.actors.nodes
+        if self._graphs[0] != len(nodes):
+            self._graphs = (len(nodes), public_graphs(actor.id for actor in list(nodes.values())))
+        return self._graphs[1]
 
     def _relations(self, iri: str) -> list[Triple]:
         """What the host's federation state knows and no graph holds: a local group's members."""
