@@ -38,6 +38,7 @@ def test_lightgcn_nodes_co_train_and_never_send_private_data() -> None:
         group_size=4,
         embedding_dim=8,
         max_rounds=2,
+        statistics_noise=0.01,  # co-listening statistics leave the node too, and are checked below
         simulator_options={"codec": WireCodec(), "tap": lambda s, r, p: payloads.append((s, p))},
     )
     world.simulator.run(30.0)
@@ -53,11 +54,15 @@ def test_lightgcn_nodes_co_train_and_never_send_private_data() -> None:
     }
     kinds = set()
     for sender, payload in payloads:
-        kinds.add(json.loads(payload.activity)["type"])
+        activity = json.loads(payload.activity)
+        kinds.add(activity["type"])
+        described = activity.get("object")
+        if isinstance(described, dict) and "spore:CoListeningStatistics" in described["type"]:
+            kinds.add("statistics")
         check_outgoing(payload.activity, listener_iris[sender])
         for _, artifact in payload.artifacts:
             check_outgoing(artifact, listener_iris[sender])
-    assert {"Join", "Accept", "Create"} <= kinds
+    assert {"Join", "Accept", "Create", "statistics"} <= kinds
     # The check is not vacuous: the same payload with one listener IRI in it is refused.
     sender, payload = payloads[-1]
     doctored = payload.activity.replace(
