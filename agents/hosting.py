@@ -31,6 +31,7 @@ from agents.http_transport import HttpTransport
 from agents.node import FungusNode, save_checkpoint
 from agents.node_publish import NodePublisher, start_publishing
 from agents.node_status import host_status
+from agents.node_thinking import ServedThinking
 from agents.protocol.core import Envelope
 from agents.protocol.messages import Announce, MessageError
 from agents.protocol.wire import from_activity
@@ -118,6 +119,7 @@ class NodeHost:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spore-steps")
         self._tasks: list[asyncio.Task[None]] = []
         self.finished = asyncio.Event()
+        self.thinking = ServedThinking(self)  # served nodes reason and act after every round (issue 6)
         for actor, seeks in self.known.items():
             self._check_local(actor)
             self.transport.directory.learn(actor, inbox=f"{runtime.config.base_url}/inbox", seeks=seeks)
@@ -144,6 +146,7 @@ class NodeHost:
                 node.actor, inbox=f"{self.runtime.config.base_url}/inbox", seeks=node.state.seeks
             )
             self._publish_start(node)
+            self.thinking.add(node)
 
     def start_node(self, node: FungusNode) -> None:
         """Serve ``node`` from now on, on a host already running (a spawned child): add and start it."""
@@ -308,6 +311,7 @@ class NodeHost:
             )
         if self.on_round is not None:
             self.on_round(line)
+        await self.thinking.after_round(node)
         if all(other.done for other in self.nodes.values()) and not self.finished.is_set():
             self.finished.set()
             if self.on_finished is not None:
