@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pyoxigraph import NamedNode, RdfFormat
+from pyoxigraph import NamedNode, Quad, RdfFormat
 from rdflib import RDF, RDFS, XSD, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, PROV
 from safetensors.torch import save as save_safetensors
@@ -328,7 +328,15 @@ class NodePublisher:
         _write(self.graphs, GraphKind.PEERS, group_graph(group, members, merged))
         if self._group != group.iri:  # the description names the group the node is in
             self._group = group.iri
-            self.start(groups=[group.iri])
+            # Only that statement changes: rewriting the blueprint graph would drop the blueprint
+            # revisions the node's reasoner wrote there (agents/thinking.py).
+            blueprints = self.graphs.graph(GraphKind.BLUEPRINT)
+            self.graphs.store.update(
+                f"DELETE WHERE {{ GRAPH {blueprints} {{ {self.graphs.node} <{SPORE.memberOf}> ?group }} }}"
+            )
+            self.graphs.store.extend(
+                [Quad(self.graphs.node, NamedNode(SPORE.memberOf), NamedNode(group.iri), blueprints)]
+            )
 
 
 def start_publishing(node: FungusNode, host: str) -> NodePublisher | None:
