@@ -374,7 +374,8 @@ class ServedThinking:
                         "event": "decision",
                         "host": host.runtime.config.base_url,
                         "node": node.name,
-                        "round": decision.round,
+                        # Not "round": listeners read that key as a group round with metrics.
+                        "rounds_done": decision.round,
                         "kind": decision.kind.removeprefix(str(SPORE)),
                         "decision": decision.iri,
                         "explanation": decision.explanation,
