@@ -18,16 +18,25 @@ How a run goes:
 1. The ontology lives in a graph of the store (:func:`load_ontology_graph`). The schema triples of
    the ontology and of the asserted graphs (the catalogue declares its own relations as
    sub-properties of ``spore:knowledgeRelation``) are copied into a working graph and closed under
-   scm-sco and scm-spo with property paths, so the instance rules reach every ancestor in one step.
+   scm-sco and scm-spo with property paths, so the instance rules reach every ancestor in one step;
+   scm-dom2 and scm-rng2 then give each property the domains and ranges of its super-properties
+   (in the working graph only).
 2. The instance rules (one update request, in the order of :data:`INSTANCE_RULES`) take each asserted
-   graph and the ontology as premises once, then the consequences themselves, pass after pass,
-   until a pass adds nothing. Re-reading the premises is never needed because every instance rule
-   has exactly one data premise: what a graph entails alone it entailed in the first pass. A rule
-   with two (such as prp-trp) would break this and need the premises joined with the consequences.
-   Within a pass the rules see what earlier ones wrote, so the second pass usually finishes the work
-   and the third only confirms it.
+   graph and the ontology as premises once, and cax-sco then types with super-classes what they
+   typed. That is the whole closure, because every instance rule has exactly one data premise (what
+   a graph entails alone it entails in that pass) and the flattened schema folds the chains
+   prp-spo1 then prp-dom/prp-rng, and either then cax-sco, into one step. Only a schema that says
+   something about ``rdf:type`` as a property (``entail-typing-schema``) lets a derived type be the
+   premise of another rule; then the rules run over the consequences, pass after pass, until a pass
+   adds nothing. A rule with two data premises (such as prp-trp) would need the premises joined
+   with the consequences.
 3. Whatever an asserted graph or the ontology states already is removed from the consequences, and
    the working graphs are dropped.
+
+The type rules insert each distinct pair once (a sub-select): a subject with many properties of one
+domain inserted its type once per triple, which cost more than all the matching. The graph names are
+written into the rule text (:func:`_prepared`, once per graph) rather than bound, since a sub-select
+does not see bindings of the outer group (figures: docs/benchmarks.md, "Reasoning pass").
 
 Schema triples that only the instance rules could entail (a data property declared a sub-property
 of rdfs:subClassOf) are not fed back into the schema; no SPORE data does that.
@@ -38,7 +47,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from pyoxigraph import NamedNode, RdfFormat, parse
 
@@ -102,6 +111,28 @@ def _joined(names: tuple[str, ...]) -> str:
         bodies.append(_PREFIX.sub("", text).strip())
     declarations = "".join(f"PREFIX {prefix}: <{iri}>\n" for prefix, iri in prefixes.items())
     return declarations + " ;\n".join(bodies)
+
+
+_GRAPH_VARIABLE = re.compile(r"\?(schema|source|inferred)\b")
+
+
+@lru_cache(maxsize=256)
+def _prepared(text: str, schema: NamedNode, source: NamedNode, inferred: NamedNode) -> str:
+    """``text`` with the graph variables written in as IRIs, prepared once per graph.
+
+    Not bindings: the type rules select distinct pairs in a sub-select, which (as SPARQL scopes it)
+    does not see a binding of the outer group, and a graph name written in lets the engine go
+    straight to the graph. Only ``?schema``, ``?source`` and ``?inferred`` are graph variables in
+    the entailment queries; ``str`` of a NamedNode is its escaped N-Triples form.
+    """
+    graphs = {"schema": str(schema), "source": str(source), "inferred": str(inferred)}
+    return _GRAPH_VARIABLE.sub(lambda match: graphs[match.group(1)], text)
+
+
+def _apply(
+    store: KnowledgeStore, text: str, *, schema: NamedNode, source: NamedNode, inferred: NamedNode
+) -> None:
+    store.update(_prepared(text, schema, source, inferred))
 
 
 @cache
@@ -186,23 +217,28 @@ def _entail_in_place(
     store.clear(schema)
     try:
         for source in premises:
-            store.update(queries.load("entail-schema"), bindings={"source": source, "schema": schema})
-        store.update(_joined(SCHEMA_RULES), bindings={"schema": schema, "inferred": into})
+            _apply(store, queries.load("entail-schema"), schema=schema, source=source, inferred=into)
+        _apply(store, _joined(SCHEMA_RULES), schema=schema, source=schema, inferred=into)
+        _apply(store, queries.load("entail-scm-dom-rng"), schema=schema, source=schema, inferred=into)
         rules = _joined(INSTANCE_RULES)
         for source in premises:
-            store.update(rules, bindings={"schema": schema, "source": source, "inferred": into})
-        passes, size = 1, store.count(into)
-        while True:
-            passes += 1
-            store.update(rules, bindings={"schema": schema, "source": into, "inferred": into})
-            size, before = store.count(into), size
-            if size == before:
-                break
+            _apply(store, rules, schema=schema, source=source, inferred=into)
+        # With domains and ranges inherited along the closed property hierarchy, one pass of the
+        # instance rules over the premises and one of cax-sco over what they typed derive all,
+        # unless rdf:type itself is in the schema; then consequences feed the rules again until a
+        # pass adds nothing.
+        _apply(store, _joined(("cax-sco",)), schema=schema, source=into, inferred=into)
+        passes = 1
+        if store.query(_prepared(queries.load("entail-typing-schema"), schema, schema, into)):
+            size = store.count(into)
+            while True:
+                passes += 1
+                _apply(store, rules, schema=schema, source=into, inferred=into)
+                size, before = store.count(into), size
+                if size == before:
+                    break
         for source in premises:
-            store.update(
-                queries.load("entail-asserted"),
-                bindings={"inferred": into, "source": source, "schema": schema},
-            )
+            _apply(store, queries.load("entail-asserted"), schema=schema, source=source, inferred=into)
     finally:
         store.clear(schema)
     return Entailment(
