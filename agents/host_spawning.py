@@ -49,7 +49,6 @@ from agents.spawn import (
     spawn_decision,
 )
 from federation.config import NAME_PATTERN, NodeSpec
-from federation.linked_data.describe import public_graphs
 from federation.vocab import same_origin
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import KnowledgeStore
@@ -311,7 +310,7 @@ class HostSpawner:
         if publisher is not None and parent is not None:
             publisher.spawned_by = parent.actor
             await self.host.in_worker(publisher.start)
-        self._make_public(local, actor)
+        self._make_public(local)
         spawned = SpawnedNode(name, actor, f"{actor}/blueprint", parent.actor if parent else None, reason)
         self.spawned.append(spawned)
         log.info("spawned %s (%s)", actor, reason)
@@ -319,13 +318,9 @@ class HostSpawner:
             self.on_spawn(spawned.as_json())
         return spawned
 
-    def _make_public(self, local: Any, actor: str) -> None:
-        """What the host built once at start from its node list: dereferencing and asking."""
-        state = self.app.state if self.app is not None else None
-        linked = getattr(state, "linked_data", None)
-        if linked is not None:
-            linked.graphs = (*linked.graphs, *public_graphs([actor]))
-        asking = getattr(state, "asking", None)
+    def _make_public(self, local: Any) -> None:
+        """The asking service took the host's node list once at start: the child is askable too."""
+        asking = getattr(self.app.state, "asking", None) if self.app is not None else None
         if asking is not None:
             asking.nodes.append(local)
 
@@ -343,33 +338,38 @@ class HostSpawner:
         task.add_done_callback(self._pending.discard)
 
     async def consider(self, actor: str) -> SpawnedNode | None:
-        """Apply the spawning rule of :mod:`agents.autospawn` to the node ``actor`` now."""
+        """Apply the spawning rule of :mod:`agents.autospawn` to the node ``actor`` now; the child,
+        or None (no reason to spawn, or a refusal, recorded in the node's decisions graph)."""
+        try:
+            return await self._consider(actor)
+        except SpawnRefused as refusal:
+            log.info("node %s: %s", actor, refusal.reason)
+        except RuntimeError as error:  # the host stopped (its step worker with it) after the round
+            log.info("node %s: no spawning check, the host is stopping (%s)", actor, error)
+        except Exception:  # a failed spawn must not stop the parent or the host
+            log.exception("spawning a child of %s failed", actor)
+        return None
+
+    async def _consider(self, actor: str) -> SpawnedNode | None:
         history = self.history.get(actor, [])
         try:
             source, blueprint = await self.host.in_worker(parent_blueprint, self.builder.store, actor)
         except SpawnError:
-            return None
+            return None  # not published (yet): nothing to copy
         why = spawn_reason(source, blueprint, [value for _, value in history])
         if why is None:
             return None
         # The rule compared the first and the last round of its window: those evaluations are its evidence.
         first = history[-spawn_window(source, blueprint) - 1][0]
         evidence = [_evaluation(actor, self.metric, number) for number in (first, history[-1][0])]
-        try:
-            return await self.spawn_child(
-                actor,
-                seed=len(self.spawned),
-                why=why,
-                evidence=evidence,
-                round_number=history[-1][0],
-                automatic=True,
-            )
-        except SpawnRefused as refusal:
-            log.info("node %s: %s", actor, refusal.reason)
-            return None
-        except Exception:  # a failed spawn must not stop the parent or the host
-            log.exception("spawning a child of %s failed", actor)
-            return None
+        return await self.spawn_child(
+            actor,
+            seed=len(self.spawned),
+            why=why,
+            evidence=evidence,
+            round_number=history[-1][0],
+            automatic=True,
+        )
 
 
 def install_spawning(
