@@ -12,6 +12,7 @@ web page and ``spore explain`` can link to one, and rerunning a rule writes the 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -130,26 +131,59 @@ def record(store: KnowledgeStore, decision: Decision) -> NamedNode:
     return subject
 
 
-def rule_dataset(node: str) -> list[NamedNode]:
+def rule_dataset(node: str, *, decisions: bool = True) -> list[NamedNode]:
     """The graphs a rule reads: the node's public graphs except the catalogue (never the private one).
 
     The catalogue is left out because no rule reads artists, and every graph in a union default
     graph costs each triple pattern a lookup; the entailed graph is left out because the rules match
     the asserted terms they name (the entailment is for the node's readers, such as its SPARQL
-    endpoint asking for every ``spore:Decision``).
+    endpoint asking for every ``spore:Decision``). ``decisions=False`` leaves out the node's earlier
+    decisions too, for a rule that does not read them (switching weighs evaluations only).
     """
     node_iri = NamedNode(node)
-    return [graph_iri(node_iri, kind) for kind in PUBLIC_KINDS if kind is not GraphKind.CATALOGUE]
+    left_out = {GraphKind.CATALOGUE} | (set() if decisions else {GraphKind.DECISIONS})
+    return [graph_iri(node_iri, kind) for kind in PUBLIC_KINDS if kind not in left_out]
+
+
+def _written_in(text: str, bindings: Mapping[str, Term]) -> tuple[str, dict[str, Term]]:
+    """``text`` with the bound IRIs and literals written in where that is safe, and the bindings left.
+
+    A constant in the text lets the engine start from it, where ``BIND`` (the store's way to bind,
+    :mod:`knowledge.store.bindings`) is a join it evaluates after the patterns: written in, the
+    switching rule ran a third faster. A variable that the query projects, names with ``AS`` or
+    binds inside a sub-select cannot be replaced by a constant, so it stays bound.
+    """
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    projection = code[: code.upper().find("WHERE")] if "WHERE" in code.upper() else code
+    written, left = code, {}
+    for name, term in bindings.items():
+        variable = re.compile(rf"[?$]{re.escape(name)}\b")
+        unsafe = (
+            isinstance(term, BlankNode)
+            or variable.search(projection)
+            or re.search(rf"\bAS\s+[?$]{re.escape(name)}\b", code, re.IGNORECASE)
+            or code.upper().count("SELECT") > 1
+        )
+        if unsafe:
+            left[name] = term
+        else:
+            written = variable.sub(lambda _match, term=term: str(term), written)
+    return written, left
 
 
 def run_rule(
-    store: KnowledgeStore, name: str, node: str, bindings: Mapping[str, Term] | None = None
+    store: KnowledgeStore,
+    name: str,
+    node: str,
+    bindings: Mapping[str, Term] | None = None,
+    *,
+    dataset: list[NamedNode] | None = None,
 ) -> list[RuleRow]:
-    """Run the named rule with ``?node`` bound over :func:`rule_dataset`; its rows as dictionaries."""
+    """Run the named rule with ``?node`` bound over ``dataset`` (:func:`rule_dataset` by default);
+    its rows as dictionaries."""
+    text, rest = _written_in(queries.load(name), {"node": NamedNode(node), **(bindings or {})})
     result = store.query(
-        queries.load(name),
-        bindings={"node": NamedNode(node), **(bindings or {})},
-        default_graph=rule_dataset(node),
+        text, bindings=rest or None, default_graph=dataset if dataset is not None else rule_dataset(node)
     )
     if not isinstance(result, QuerySolutions):
         raise TypeError(f"rule {name} must be a SELECT query")

@@ -32,6 +32,7 @@ from reasoning.records import (
     iris,
     number,
     record,
+    rule_dataset,
     run_rule,
     text,
 )
@@ -76,6 +77,7 @@ def decide_switch(
         "decide-switch",
         node,
         {"round": integer(round_number), "metric": NamedNode(metric), "cutoff": integer(cutoff)},
+        dataset=rule_dataset(node, decisions=False),
     )
     own = next((row for row in rows if flag(row, "own")), None)
     candidates = [row for row in rows if not flag(row, "own")]
