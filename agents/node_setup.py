@@ -30,6 +30,7 @@ from agents.protocol.defence import LedgerDefence
 from agents.protocol.learning import shared_part
 from agents.protocol.messages import shapes_of
 from agents.protocol.recommender import LightGCNLearner
+from agents.protocol.statistics import DEFAULT_NOISE as STATISTICS_NOISE
 from knowledge.graphs import GraphKind, NodeGraphs
 from knowledge.music.corpus import MusicCorpus
 from knowledge.music.rdf import catalogue_nquads, private_nquads, select_listeners
@@ -185,6 +186,7 @@ def build_node(
                 shapes_of(shared_part(weights)),
                 aggregation_rule=blueprint.aggregation_rule,
                 round_timeout=timing.round_timeout,
+                statistics_noise=STATISTICS_NOISE,  # members share co-listening statistics (itemgraph)
             )
         )
     state = node_state(

@@ -20,9 +20,20 @@ from agents.protocol.learning import StatisticsLearner, Weights
 from agents.protocol.messages import CoListeningStatistics, Message, ShareStatistics
 from agents.protocol.state import Membership, NodeState, count
 
-__all__ = ["accept_statistics", "evaluate", "group_statistics", "own_statistics", "share_statistics"]
+__all__ = [
+    "DEFAULT_NOISE",
+    "accept_statistics",
+    "evaluate",
+    "group_statistics",
+    "own_statistics",
+    "share_statistics",
+]
 
 Step = tuple[NodeState, list[Message]]
+
+# The noise served groups ask for: a tenth of a typical listener's entry (1/|r_u|, about 1/50 on
+# Last.fm), the value the quality benchmark measures with (docs/spore-protocol.md section 11).
+DEFAULT_NOISE = 0.005
 
 
 def own_statistics(
