@@ -261,6 +261,8 @@ class NodePublisher:
         """The blueprint graph: the blueprint and the node's description (replacing older ones)."""
         iri = f"{self.actor}/blueprint"
         graph = blueprint_graph(self.blueprint, iri)
+        if self.spawned_by is None:  # a child on a restarted host: its lineage is in the graph it wrote
+            self.spawned_by = self._stored_parent()
         graph += node_description(
             self.actor,
             name=self.blueprint.name,
@@ -272,6 +274,13 @@ class NodePublisher:
         _write(self.graphs, GraphKind.BLUEPRINT, graph, replace=True)
         if not self._cards:  # a host restarted on its store: the cards it wrote before count too
             self._cards.extend(self._stored_cards())
+
+    def _stored_parent(self) -> str | None:
+        blueprints = self.graphs.graph(GraphKind.BLUEPRINT)
+        rows = self.graphs.store.query(
+            f"SELECT ?parent WHERE {{ GRAPH {blueprints} {{ <{self.actor}> <{SPORE.spawnedBy}> ?parent }} }}"
+        )
+        return next((row["parent"].value for row in rows), None)  # type: ignore[index,union-attr]
 
     def _stored_cards(self) -> list[str]:
         models = self.graphs.graph(GraphKind.MODELS)
