@@ -75,6 +75,33 @@ def test_the_operator_token_is_required_and_compared_exactly() -> None:
     assert bearer_problem(f"bearer {TOKEN}", TOKEN) is None
 
 
+# -- a restarted host serves its children again, lineage included ---------------------------------------
+
+
+def test_a_restarted_host_serves_the_children_it_spawned_and_keeps_their_lineage(tmp_path: Path) -> None:
+    from agents.commands.serve import _spawned_before
+    from agents.node_publish import NodePublisher
+    from knowledge.graphs import NodeGraphs
+
+    spawned = tmp_path / "spawned"
+    spawned.mkdir()
+    write_blueprint(spawned, "ana_c1")
+    write_blueprint(spawned, "ana")  # the operator serves it from its own file already
+    (spawned / "broken.ttl").write_text("not turtle")
+    assert [child.name for child in _spawned_before(spawned, {"ana"})] == ["ana_c1"]
+    assert _spawned_before(tmp_path / "none", set()) == []
+
+    store, actor = EmbeddedStore(), "http://127.0.0.1:9/nodes/ana_c1"
+    graphs = NodeGraphs(NamedNode(actor), store)
+    blueprint = read_blueprint(spawned / "ana_c1.ttl")
+    NodePublisher(
+        graphs, blueprint, host="http://127.0.0.1:9/actor", spawned_by="http://127.0.0.1:9/nodes/ana"
+    ).start()
+    NodePublisher(graphs, blueprint, host="http://127.0.0.1:9/actor").start()  # the restart: no parent given
+    written = to_rdflib(store, graph_iri(NamedNode(actor), GraphKind.BLUEPRINT))
+    assert written.value(URIRef(actor), SPORE.spawnedBy) == URIRef("http://127.0.0.1:9/nodes/ana")
+
+
 # -- the admin route's refusals, on a host in this process ---------------------------------------------
 
 
@@ -183,6 +210,10 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
         assert wait_for(lambda: len(received) >= 1), "the child did not answer the ask"
         status = httpx.get(f"{base}/status").json()
         described = httpx.get(child, headers={"accept": "text/turtle"})
+        lineage = f"ASK {{ <{child}> <{SPORE.spawnedBy}> <{parent}> }}"
+        asked = httpx.get(
+            f"{child}/sparql", params={"query": lineage}, headers={"accept": "application/json"}
+        )
         finger = httpx.get(f"{base}/.well-known/webfinger", params={"resource": f"acct:ada_c1@{base[7:]}"})
     finally:
         running.stop()
@@ -192,6 +223,7 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
     assert html.escape(names[3]) in note["content"]
     by_name = {entry["name"]: entry for entry in status["nodes"]}
     assert by_name["ada_c1"]["actor"] == child and by_name["ada_c1"]["rounds_done"] >= 1
+    assert asked.status_code == 200 and asked.json()["boolean"] is True  # its own SPARQL endpoint
     assert finger.status_code == 200 and finger.json()["subject"] == f"acct:ada_c1@{base[7:]}"
     # Lineage: the child's description names its parent; its blueprint revises the parent's.
     assert described.status_code == 200

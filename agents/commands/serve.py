@@ -6,11 +6,14 @@
 
 Every option can also come from the environment (``SPORE_BASE_URL``, ``SPORE_PORT``,
 ``SPORE_HOST_DIR``, ``SPORE_MUSIC``, ``SPORE_PEERS`` and ``SPORE_ALLOW_PEERS`` space-separated,
-``SPORE_ROUNDS``, ``SPORE_ROUND_SECONDS``) or from a TOML file (``--config``, keys named as the
+``SPORE_ROUNDS``, ``SPORE_ROUND_SECONDS``, ``SPORE_ADMIN_TOKEN``, ``SPORE_MAX_NODES``,
+``SPORE_AUTOSPAWN``) or from a TOML file (``--config``, keys named as the
 options with underscores, ``blueprints = [...]``, ``peer = [...]``); flags win over the environment,
 which wins over the file. Standard output gets one JSON line per event: ``serving``, ``round`` (per
 node per round: recall, group, bytes), ``done``. A second start with the same ``--data-dir``
-resumes: keys, store, each node's round and latest model.
+resumes: keys, store, each node's round and latest model, and the children it spawned (their
+blueprints are kept in ``DATA_DIR/spawned``). ``--admin-token`` lets an operator start nodes on the
+running host (``spore spawn --host``, docs/federation.md "Spawning on a running host").
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ def serve(
     names = [blueprint.name for blueprint in parsed]
     if len(set(names)) != len(names):
         raise UnreadableInput(f"two blueprints share a node name: {sorted(names)}")
+    parsed += _spawned_before(data_dir / "spawned", set(names))
     code = _run(
         parsed,
         base_url=(base_url or f"http://127.0.0.1:{port}").rstrip("/"),
@@ -164,6 +168,24 @@ def serve(
         autospawn=autospawn,
     )
     sys.exit(code)
+
+
+def _spawned_before(directory: Path, served: set[str]) -> list[Any]:
+    """The children this host spawned in an earlier run (agents/host_spawning.py writes their
+    blueprints here): served again, resumed from their checkpoints like the other nodes."""
+    from agents.node_blueprint import BlueprintError, read_blueprint
+
+    children = []
+    for path in sorted(directory.glob("*.ttl")) if directory.is_dir() else []:
+        try:
+            child = read_blueprint(path)
+        except BlueprintError as error:  # one unreadable child must not keep the host from starting
+            emit("skipped", blueprint=str(path), reason=str(error))
+            continue
+        if child.name not in served:
+            children.append(child)
+            served.add(child.name)
+    return children
 
 
 def _run(
