@@ -251,6 +251,7 @@ def _observe(run: ByzantineRun, limit: float, rounds: int) -> dict[str, Any]:
         "honest_recall": sum(recalls.values()) / max(1, len(recalls)),
         "recall_by_node": recalls,
         "recall_by_round": [sum(v.values()) / len(v) for _, v in sorted(by_round.items())],
+        "recall_rounds": sorted(by_round),
         "honest_nodes": len(run.honest),
         "attackers": {a: str(b) for a, b in run.attackers.items()},
         "blocked_round": blocked_round,

@@ -121,3 +121,23 @@ def test_the_experiment_reports_recall_blocks_and_wrong_blocks() -> None:
     assert runs["25% byzantine"]["blocked"] == 2 and runs["25% byzantine, no defence"]["blocked"] == 0
     assert all(r["honest_wrongly_blocked"] == [] for r in runs.values())
     assert runs["attack-free"]["recall_vs_attack_free"] == pytest.approx(1.0)
+    assert all(len(r["recall_by_round"]) == len(r["recall_rounds"]) > 0 for r in runs.values())
+
+
+def test_the_byzantine_plots_are_written_next_to_the_json(tmp_path, monkeypatch) -> None:
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    sys.modules.pop("evolution", None)
+    from evolution import plot_byzantine
+
+    report = run_byzantine_experiment(
+        nodes=8, group_size=8, rounds=3, fractions=(0.25,), tensors=synthetic_tensors(TINY), seed=3
+    )
+    written = plot_byzantine(report, tmp_path / "evolution")
+    assert [Path(p).name for p in written] == [
+        "evolution-byzantine-quality.png",
+        "evolution-byzantine-blocked.png",
+    ]
+    assert all(Path(p).read_bytes().startswith(b"\x89PNG") for p in written)
