@@ -20,6 +20,7 @@ __all__ = [
     "ModelGraph",
     "NodeLayout",
     "artist_feature_matrix",
+    "artist_features",
     "knowledge_graph",
     "sparse_product",
     "bipartite_adjacency",
@@ -230,8 +231,13 @@ def knowledge_graph(tensors: MusicTensors, *, side_information: str = "features"
     if side_information == "nodes":
         return KnowledgeGraph(knowledge_adjacency(tensors)[0], None)
     adjacency = bipartite_adjacency(tensors.interactions, tensors.num_listeners, tensors.num_artists)
+    return KnowledgeGraph(adjacency, *artist_features(tensors))
+
+
+def artist_features(tensors: MusicTensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`artist_feature_matrix` and its transpose (for the backward pass), both CSR."""
     features = artist_feature_matrix(tensors)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         transposed = features.to_sparse_coo().t().coalesce().to_sparse_csr()
-    return KnowledgeGraph(adjacency, features, transposed)
+    return features, transposed

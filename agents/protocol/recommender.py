@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from agents.protocol.learning import TrainResult, Weights
-from models.adjacency import bipartite_adjacency
+from models.adjacency import ModelGraph, bipartite_adjacency
 from models.itemgraph import (
     DEFAULT_BETA,
     CoListening,
@@ -32,6 +32,7 @@ from models.itemgraph import (
     merge_statistics,
     noised,
 )
+from models.knowledge import SideInformation
 from models.lightgcn import LightGCN
 from models.metrics import RankingMetrics, evaluate_ranking
 from models.train import bpr_epoch, embedding_scorer, evaluate_model
@@ -100,15 +101,15 @@ class LightGCNLearner:
     graph_beta: float = DEFAULT_BETA
     blend_weight: float = 1.0
     validation: Tensor | None = None
-    _graph: Tensor = field(init=False, repr=False)
+    side: SideInformation | None = None  # set: the knowledge-aware model (models/knowledge.py)
+    _graph: ModelGraph = field(init=False, repr=False)
     _known: Tensor = field(init=False, repr=False)
     _module: LightGCN | None = field(init=False, repr=False, default=None)
     _payloads: dict[tuple[float, int], bytes] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "_graph", bipartite_adjacency(self.train_edges, self.num_listeners, self.num_artists)
-        )
+        graph = bipartite_adjacency(self.train_edges, self.num_listeners, self.num_artists)
+        object.__setattr__(self, "_graph", graph if self.side is None else self.side.graph(graph))
         keys = self.train_edges[0] * self.num_artists + self.train_edges[1]
         object.__setattr__(self, "_known", torch.sort(keys).values)
 
@@ -121,14 +122,19 @@ class LightGCNLearner:
         """
         model = self._module
         if model is None:
-            model = LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+            model = self._new_module()
             object.__setattr__(self, "_module", model)
         if weights is not None:
             model.load_state_dict(dict(weights))
         return model
 
+    def _new_module(self) -> LightGCN:
+        if self.side is not None:
+            return self.side.model(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+        return LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+
     def initial_weights(self, seed: int) -> dict[str, Tensor]:
-        model = LightGCN(self.num_listeners, self.num_artists, self.embedding_dim, self.num_layers)
+        model = self._new_module()
         model.reset_parameters(torch.Generator().manual_seed(seed))
         return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
