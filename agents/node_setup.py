@@ -38,6 +38,7 @@ from knowledge.store import EmbeddedStore
 from knowledge.store.base import KnowledgeStore
 from models.data import MusicTensors
 from models.graph import load_music_tensors
+from models.knowledge import SideInformation
 from models.split import PROTOCOL_80_20, split_per_listener
 from ontology import SPORE
 
@@ -131,7 +132,12 @@ def _load(store: KnowledgeStore, quads: bytes) -> None:
 
 
 def node_tensors(
-    store: KnowledgeStore, catalogue: CatalogueQuads, actor: str, shard: tuple[int, int]
+    store: KnowledgeStore,
+    catalogue: CatalogueQuads,
+    actor: str,
+    shard: tuple[int, int],
+    *,
+    tag_weights: bool = False,
 ) -> MusicTensors:
     """Put the catalogue and the node's shard of listeners in its graphs (once), read its tensors back."""
     graphs = NodeGraphs(NamedNode(actor), store)
@@ -143,7 +149,7 @@ def node_tensors(
         )
     if store.count(public) == 0:
         _load(store, catalogue.for_graph(public.value))
-    return load_music_tensors(store, actor)
+    return load_music_tensors(store, actor, tag_weights=tag_weights)
 
 
 def build_node(
@@ -158,9 +164,11 @@ def build_node(
     """The :class:`FungusNode` for ``blueprint`` at ``actor``: data, learner, context, first state.
 
     Matrix factorisation is LightGCN without propagation layers (BPR-MF); the knowledge-aware
-    variant trains as plain LightGCN here, since the protocol has no learner for it yet.
+    model adds the catalogue's tags and entities (``models.knowledge``), read without the taggings
+    of the node's held-out pairs.
     """
-    tensors = node_tensors(store, catalogue, actor, roles.shard)
+    knowledge = blueprint.architecture == str(SPORE.KnowledgeLightGCN)
+    tensors = node_tensors(store, catalogue, actor, roles.shard, tag_weights=knowledge)
     seed = stable_seed(blueprint.name)
     split = split_per_listener(tensors, PROTOCOL_80_20, seed)
     layers = 0 if blueprint.architecture == str(SPORE.MatrixFactorization) else blueprint.layers
@@ -175,6 +183,7 @@ def build_node(
         weight_decay=blueprint.weight_decay,
         local_epochs=blueprint.local_epochs,
         batch_size=blueprint.batch_size,
+        side=SideInformation.of(split.train) if knowledge else None,
     )
     weights = learner.initial_weights(seed)
     founds = []
