@@ -6,11 +6,9 @@ on a host, where everything a node learns about other groups comes over the netw
 * **Claims, from linked data.** For every learning group the host knows (its own nodes' groups and
   the announcements in its peers' ``/status``), the node asks the group's owner, at the owner's own
   SPARQL endpoint (``{owner}/sparql``, which the owner's description names as ``void:sparqlEndpoint``),
-  for the newest Recall@20 the owner published for the group (``queries/group-claim.rq``): the
-  evaluations, model cards and blueprint :mod:`agents.node_publish` writes into the owner's graphs
-  after each round. Linked data rather than ``/status``: the claim arrives with the IRIs it is about
-  (the owner's evaluation, the snapshot, its SHA-256 and download URL, the owner's blueprint), which
-  the node's evidence must cite, and any tool can ask the same question of the same endpoint.
+  for the newest Recall@20 the owner published for the group (``queries/group-claim.rq``, over what
+  :mod:`agents.node_publish` writes). Linked data rather than ``/status``: the claim comes with the
+  IRIs the node's evidence must cite (evaluation, snapshot, SHA-256, download URL, blueprint).
 * **Cross-checks, by signed GET.** The snapshot of a tempting claim is fetched from the owner's
   artifact route (its ``dcat:downloadURL``, only on the owner's origin), signed by the host's instance
   actor, and its SHA-256 checked against the claim before the bytes are loaded. The owner's
@@ -32,6 +30,7 @@ import dataclasses
 import datetime
 import hashlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -114,6 +113,8 @@ def claim_from_results(results: Mapping[str, Any], group: GroupInfo) -> Claim | 
     try:
         figure = float(value)
     except ValueError:
+        return None
+    if not math.isfinite(figure):
         return None
     return Claim(
         figure,
@@ -302,11 +303,24 @@ class ServedThinking:
 
     # -- one round -----------------------------------------------------------------------------------
     async def after_round(self, node: FungusNode) -> None:
-        """Gather claims and snapshots, then record, reason and act on the step worker."""
-        reasoner, state = self.reasoners.get(node.actor), node.state
-        record = state.last_round
-        if reasoner is None or record is None or node.graphs is None:
+        """Gather claims and snapshots, then record, reason and act on the step worker.
+
+        Nothing raised here reaches the host: a peer's odd answer or a failed pass must not stop the
+        node's run loop, which calls this after every round.
+        """
+        reasoner = self.reasoners.get(node.actor)
+        if reasoner is None or node.state.last_round is None or node.graphs is None:
             return
+        try:
+            await self._after_round(node, reasoner)
+        except Exception:
+            log.exception("node %s: reasoning after round %d failed", node.name, node.state.rounds_done)
+            self.host.transport.count("failed-reasoning")
+
+    async def _after_round(self, node: FungusNode, reasoner: Reasoner) -> None:
+        state = node.state
+        record = state.last_round
+        assert record is not None
         groups = self.groups()
         own = state.membership.group.iri if state.membership is not None else None
         shapes = shapes_of(shared_part(state.weights))
@@ -338,11 +352,9 @@ class ServedThinking:
         served = _Served(node, groups, claims, candidates, self.host.now())
         try:
             result = await self.host.in_worker(self._think, reasoner, view, served)
-        except Exception:  # a failed pass must not stop the node from training
-            log.exception("node %s: reasoning after round %d failed", node.name, view.round_number)
-            self.host.transport.count("failed-reasoning")
-            return
-        await self._act(node, served, result)
+        finally:  # acts already applied to the node must take effect even if the pass then failed
+            await self._apply(node, served)
+        self._report(node, result)
 
     def _think(self, reasoner: Reasoner, view: RoundView, served: _Served) -> ReasoningPass:
         described = self._described[view.actor]
@@ -353,7 +365,8 @@ class ServedThinking:
                 described.add(claim.group)
         return reasoner.after_round(view, served)
 
-    async def _act(self, node: FungusNode, served: _Served, result: ReasoningPass) -> None:
+    async def _apply(self, node: FungusNode, served: _Served) -> None:
+        """Send the acts' messages; routing and model cards follow the node's new state."""
         host = self.host
         for message in served.outbox:
             try:
@@ -366,6 +379,9 @@ class ServedThinking:
         publisher = host.publishers.get(node.actor)
         if served.rebuilt and publisher is not None and node.blueprint is not None:
             publisher.blueprint = node.blueprint  # the next model cards describe the new settings
+
+    def _report(self, node: FungusNode, result: ReasoningPass) -> None:
+        host = self.host
         for decision in result.decisions:
             log.info("node %s decided: %s", node.name, decision.explanation)
             if host.on_round is not None:
