@@ -23,10 +23,12 @@ So no artist-degree vector has to be sent: the row sums of :math:`S` are the deg
 Privacy (recorded in docs/spore-protocol.md, section 11): one listener changes :math:`S^{(k)}`'s upper
 triangle by entries :math:`1/|r_u|` on :math:`|r_u|(|r_u|+1)/2` pairs, an L2 norm
 :math:`\sqrt{(1 + 1/|r_u|)/2} \le 1`; noise of standard deviation ``sigma`` on each released entry is
-the Gaussian mechanism with sensitivity 1 *on the released values*. Which pairs are released (the
-support) is not noised, so this is not a differential-privacy guarantee for the node's listeners as a
-whole; it hides each listener's exact contribution, and no listener IRI, interaction or per-listener
-row is ever part of the payload (:func:`models.privacy.check_outgoing` runs on the encoded bytes).
+the Gaussian mechanism with sensitivity 1 *on the released values*, but at the noise SPORE uses
+(0.005) its epsilon is about 21,000 at delta 1e-5: no meaningful bound. Which pairs are released (the
+support) is not noised either. It hides each listener's exact contribution, and no listener IRI,
+interaction or per-listener row is ever part of the payload (:func:`models.privacy.check_outgoing`
+runs on the encoded bytes). Nodes exchange these statistics as a protocol message
+(``agents/protocol/statistics.py``).
 
 Everything here is a pure function of tensors; the wire format is safetensors, like model deltas.
 """
