@@ -162,6 +162,39 @@ def test_a_host_at_its_cap_answers_409_with_the_reason(tmp_path: Path) -> None:
     assert refused.json()["error"] == "spawn refused: the host serves 1 nodes, its cap is 1"
 
 
+def test_a_healthy_node_on_a_full_host_records_the_refusal_once(tmp_path: Path) -> None:
+    """The rule says spawn, the host's cap says no: one refusal in the decisions graph, no crash."""
+    torch.set_num_threads(1)
+    store, base = EmbeddedStore(), "http://127.0.0.1:9"
+    actor = f"{base}/nodes/ada"
+    config = HostConfig(base_url=base, data_dir=tmp_path, nodes=(NodeSpec("ada"),), allow_loopback=True)
+    app = build_host(config, store=store)
+    host = attach_nodes(app, [], options=HostOptions(max_nodes=1, autostart=False, autospawn=True))
+    catalogue = CatalogueQuads(synthesize(SynthParams(listeners=12, artists=40, seed=3)))
+    timing = RoundTiming(1.0)
+    spawner = install_spawning(app, host, ChildBuilder(store, catalogue, timing, tmp_path / "spawned"))
+    path = write_blueprint(tmp_path, "ada", stagnationRounds=1, switchMargin="0.01", maxChildren=3)
+    roles = NodeRoles(founds="#jazz", shard=(0, 1))
+    host.add_nodes(
+        [
+            build_node(
+                read_blueprint(path), actor, store=store, catalogue=catalogue, roles=roles, timing=timing
+            )
+        ]
+    )
+    spawner.history[actor] = [(1, 0.10), (2, 0.20)]
+    with TestClient(app) as client:
+        assert client.portal.call(spawner.consider, actor) is None
+        spawner.history[actor].append((3, 0.30))
+        assert client.portal.call(spawner.consider, actor) is None
+    decisions = to_rdflib(store, graph_iri(NamedNode(actor), GraphKind.DECISIONS))
+    explanations = [
+        str(decisions.value(d, SPORE.explanation)) for d in decisions.subjects(RDF.type, SPORE.SpawnDecision)
+    ]
+    assert explanations == ["spawn refused: the host serves 1 nodes, its cap is 1"]
+    assert list(host.nodes) == [actor] and spawner.spawned == []
+
+
 # -- automatic spawning after a served node's round ----------------------------------------------------
 
 

@@ -85,8 +85,16 @@ def spawn(
     max_nodes_per_host: int,
     serve_child: bool,
 ) -> None:
-    """Spawn a mutated child of SOURCE (a blueprint file, or a node IRI with --host or --store) and,
-    with --host, start it on that running host."""
+    """Spawn a mutated child of SOURCE (a blueprint file or a node IRI), within caps.
+
+    \b
+    With --host, start it on that running `spore serve` host (its --admin-token as --token):
+      spore spawn http://127.0.0.1:8001/nodes/ada --host http://127.0.0.1:8001 --token T
+      spore spawn my_blueprint.ttl --host http://127.0.0.1:8001 [--as-is]
+
+    Without --host, write the child's blueprint: a file's next to it (or into --out-dir), a NODE's
+    into its --store; --serve then starts it with spore serve (the arguments after --).
+    """
     from agents.spawn import SpawnError, spawn_from_file, spawn_in_store
 
     if host_url is not None:
