@@ -255,3 +255,37 @@ def test_benchmark_quality_path_runs_every_method_with_the_privacy_check(tmp_pat
         assert set(methods["SPORE"]["chosen_beta"].values()) <= set(settings.betas)
         assert all(0.0 <= m["recall"] <= 1.0 for m in methods.values())
     assert {row[0] for row in targets(results)} >= {"IID: SPORE / centralized", "non-IID: SPORE / FedAvg"}
+
+
+def test_a_validation_part_comes_out_of_training_and_is_masked_when_ranking_test() -> None:
+    from agents.protocol.recommender import LightGCNLearner
+    from models.split import SplitProtocol
+
+    tensors = synthetic_tensors(SMALL)
+    protocol = SplitProtocol("t", (0.7, 0.1, 0.2), "with validation")
+    plain = deal_listeners(tensors, 2, seed=1)
+    dealt = deal_listeners(tensors, 2, seed=1, protocol=protocol)
+    for before, after in zip(plain, dealt, strict=True):
+        assert after.validation is not None and after.validation.shape[1] > 0
+        # Test is unchanged; training and validation together are the former training part.
+        assert torch.equal(before.held_out, after.held_out)
+        assert before.train_edges.shape[1] == after.train_edges.shape[1] + after.validation.shape[1]
+    mine = dealt[0]
+    assert mine.validation is not None
+    count = int(mine.listeners.numel())
+    learner = LightGCNLearner(
+        mine.train_edges, mine.held_out, num_listeners=count, num_artists=150, validation=mine.validation
+    )
+    # A scorer that puts each listener's validation artists first: on validation it is perfect; on
+    # test those artists are masked, so it scores like the same scorer without them.
+    boost = torch.zeros(count, 150)
+    boost[mine.validation[0], mine.validation[1]] = 10.0
+
+    def scorer(listeners: torch.Tensor) -> torch.Tensor:
+        return boost[listeners] + torch.linspace(0, 1, 150)
+
+    on_validation = learner.ranking(scorer, validation=True)
+    on_test = learner.ranking(scorer)
+    unboosted = learner.ranking(lambda listeners: torch.linspace(0, 1, 150).expand(len(listeners), 150))
+    assert on_validation is not None and on_validation.recall == pytest.approx(1.0)
+    assert on_test is not None and unboosted is not None and on_test.recall == pytest.approx(unboosted.recall)
