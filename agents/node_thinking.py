@@ -17,10 +17,9 @@ on a host, where everything a node learns about other groups comes over the netw
   the node (its Join), whose messages the host sends; a new blueprint revision rebuilds the node's
   learner and what its publisher describes in the next model cards.
 
-Network reads run on the event loop, all claims at once; the measurements, the reasoning pass and
-the acts run on the host's step worker, one node at a time, inside the node's step lock. A node
-that keeps no graphs, whose learner is not LightGCN-like, or whose blueprint has no policy does not
-reason; the host logs one line saying so.
+Network reads run on the event loop; measurements, the pass and the acts on the host's step worker,
+inside the node's step lock. A node without graphs, a LightGCN-like learner or a policy does not
+reason (one log line says why).
 """
 
 from __future__ import annotations
@@ -76,8 +75,7 @@ log = logging.getLogger(__name__)
 
 SPARQL_JSON = "application/sparql-results+json"
 _HAS_POLICY = (
-    "ASK { ?node <https://w3id.org/spore/ns#blueprint> ?b . ?b <https://w3id.org/spore/ns#policy> ?p . "
-    "?p <https://w3id.org/spore/ns#switchMargin> ?m }"
+    f"ASK {{ ?node <{SPORE.blueprint}> ?b . ?b <{SPORE.policy}> ?p . ?p <{SPORE.switchMargin}> ?m }}"
 )
 _BLUEPRINT_FIELDS = {"learning_rate": "learning_rate", "local_epochs": "local_epochs", "num_layers": "layers"}
 
@@ -209,9 +207,12 @@ class ServedThinking:
             log.info("node %s does not reason: %s", node.name, why)
             return
         assert node.graphs is not None
-        self.reasoners[node.actor] = Reasoner(
-            node.graphs.store, dataclasses.replace(self.settings, seed=node.name)
-        )
+        operators = self.settings.operators
+        if node.blueprint is not None and node.blueprint.architecture == str(SPORE.MatrixFactorization):
+            # Matrix factorisation is LightGCN without layers: adding one would change the model family.
+            operators = tuple(name for name in operators if name != "LayersMutation")
+        settings = dataclasses.replace(self.settings, seed=node.name, operators=operators)
+        self.reasoners[node.actor] = Reasoner(node.graphs.store, settings)
         self._described[node.actor] = set()
 
     # -- what the host knows of groups ---------------------------------------------------------------

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from agents.hosting import HostOptions, NodeHost
 from agents.node import FungusNode
 from agents.node_publish import start_publishing
 from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, build_node, read_blueprint
-from agents.node_thinking import claim_from_results, graph_from_rows, why_not_reasoning
+from agents.node_thinking import ServedThinking, claim_from_results, graph_from_rows, why_not_reasoning
 from agents.protocol.messages import GroupInfo
 from agents.protocol.recommender import LightGCNLearner
 from agents.thinking import learner_settings
@@ -53,7 +54,7 @@ POLICY = """
         spore:outlierThreshold 3.5 ; spore:accusationQuorum 3 ]"""
 BLUEPRINT = """@prefix spore: <https://w3id.org/spore/ns#> .
 <#blueprint> a spore:Blueprint ; spore:nodeName "{name}" ; spore:seeksHashtag "{hashtag}" ;
-    spore:trains [ a spore:ModelConfiguration ; spore:architecture spore:LightGCN ;
+    spore:trains [ a spore:ModelConfiguration ; spore:architecture spore:{architecture} ;
         spore:embeddingDimension {dim} ; spore:layers 2 ; spore:learningRate {lr} ; spore:localEpochs 1 ;
         spore:batchSize 512 ; spore:aggregationRule spore:WeightedMean ] ;
     spore:usesModule [ a spore:CodeModule ; spore:moduleId "spore.train.lightgcn" ;
@@ -74,6 +75,7 @@ class Plan:
     stagnation: int = 20
     rate: str = "0.2"
     policy: bool = True
+    architecture: str = "LightGCN"
 
 
 HOST_A = (
@@ -106,6 +108,7 @@ def write_blueprint(directory: Path, plan: Plan) -> Path:
             dim=plan.dim,
             lr=plan.lr,
             policy=(" ;" + policy) if plan.policy else "",
+            architecture=plan.architecture,
         )
     )
     return path
@@ -240,7 +243,7 @@ def test_a_claim_and_a_blueprint_are_read_from_sparql_json() -> None:
     assert policy is not None and (policy, RDF.type, SPORE.Policy) in graph and len(graph) == 3
 
 
-def test_nodes_that_cannot_reason_are_skipped_with_one_reason(tmp_path: Path) -> None:
+def test_nodes_that_cannot_reason_are_skipped_and_mf_never_mutates_layers(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     store = EmbeddedStore()
     catalogue = CatalogueQuads(synthesize(SynthParams(listeners=12, artists=40, seed=1)))
@@ -255,6 +258,17 @@ def test_nodes_that_cannot_reason_are_skipped_with_one_reason(tmp_path: Path) ->
     assert "is not LightGCN-like" in (why_not_reasoning(linear) or "")
     fine = served_node(Plan("fine", "#fine", 8, "0.01", True), base, store, catalogue, tmp_path)
     assert start_publishing(fine, base) is not None and why_not_reasoning(fine) is None
+    # Matrix factorisation reasons too, but never mutates its layers (that would make it LightGCN).
+    factorised = Plan("mf", "#mf", 8, "0.01", True, architecture="MatrixFactorization")
+    mf = served_node(factorised, base, store, catalogue, tmp_path)
+    assert start_publishing(mf, base) is not None
+    thinking = ServedThinking(SimpleNamespace())  # type: ignore[arg-type]
+    thinking.add(fine)
+    thinking.add(mf)
+    names = {
+        actor: [op.iri.rsplit("#", 1)[-1] for op in r.operators] for actor, r in thinking.reasoners.items()
+    }
+    assert "LayersMutation" in names[fine.actor] and "LayersMutation" not in names[mf.actor]
 
 
 # -- the live fungiverse ------------------------------------------------------------------------------
