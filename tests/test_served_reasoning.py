@@ -25,10 +25,12 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from click.testing import CliRunner
 from pyoxigraph import NamedNode
 from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
+from agents.commands.explain import explain
 from agents.fungus_host import start_fungus_host
 from agents.hosting import HostOptions, NodeHost
 from agents.node import FungusNode
@@ -328,6 +330,10 @@ def test_decisions_are_in_the_decisions_graph_and_dereference_as_turtle(world: W
     assert (subject, SPORE.explanation, Literal(decision.explanation)) in turtle
     assert (subject, SPORE.decidedBy, URIRef(world.node("mover").actor)) in turtle
     assert any(turtle.objects(subject, PROV.wasDerivedFrom))
+    # `spore explain` reads the same decision through the node's public SPARQL endpoint.
+    explained = CliRunner().invoke(explain, [world.node("mover").actor, decision.iri.rsplit("/", 1)[-1]])
+    assert explained.exit_code == 0, explained.output
+    assert decision.explanation in explained.output and "options weighed" in explained.output
 
 
 @pytest.mark.slow
