@@ -30,6 +30,7 @@ from pyoxigraph import NamedNode
 from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
+import queries
 from agents.commands.explain import explain
 from agents.fungus_host import start_fungus_host
 from agents.hosting import HostOptions, NodeHost
@@ -330,6 +331,17 @@ def test_decisions_are_in_the_decisions_graph_and_dereference_as_turtle(world: W
     assert (subject, SPORE.explanation, Literal(decision.explanation)) in turtle
     assert (subject, SPORE.decidedBy, URIRef(world.node("mover").actor)) in turtle
     assert any(turtle.objects(subject, PROV.wasDerivedFrom))
+    # The fungiverse's "decisions of the last round" query finds the nodes' decisions at the host.
+    base = world.running[1].runtime.config.base_url
+    answer = httpx.get(
+        f"{base}/sparql",
+        params={"query": queries.load("last-round-decisions")},
+        headers={"accept": "application/sparql-results+json"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    deciders = {row["node"]["value"] for row in answer.json()["results"]["bindings"]}
+    assert {world.node("mover").actor, world.node("doubter").actor} <= deciders
     # `spore explain` reads the same decision through the node's public SPARQL endpoint.
     explained = CliRunner().invoke(explain, [world.node("mover").actor, decision.iri.rsplit("/", 1)[-1]])
     assert explained.exit_code == 0, explained.output
