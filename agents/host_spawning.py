@@ -12,7 +12,8 @@ from two sources:
   and the host's (:func:`agents.spawn.plan_spawn`); the decision, refusals included, goes to the
   parent's decisions graph, and the child's description names its parent (``spore:spawnedBy``).
   The child holds the parent's listeners (its private graph is copied: data never leaves the host)
-  and starts from the parent's model, so it can join the parent's group at once;
+  and starts from the parent's model, so it can join the parent's group at once
+  (:mod:`agents.spawn_build`);
 * a blueprint an operator posts, started as it is (``spore spawn --as-is --host``): its listeners
   are dealt as a newcomer's share, as :func:`agents.node_setup.assign_roles` deals them.
 """
@@ -23,20 +24,19 @@ import asyncio
 import datetime
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from pyoxigraph import NamedNode
 from rdflib import Graph, URIRef
 
 from agents.autospawn import spawn_reason, spawn_window
 from agents.hosting import NodeHost
 from agents.node import FungusNode
-from agents.node_blueprint import Blueprint, BlueprintError, read_blueprint
-from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, assign_roles, build_node
+from agents.node_blueprint import BlueprintError, read_blueprint
+from agents.node_setup import assign_roles
 from agents.spawn import (
     SpawnError,
     SpawnOutcome,
@@ -48,10 +48,9 @@ from agents.spawn import (
     shape_keeping_operators,
     spawn_decision,
 )
+from agents.spawn_build import ChildBuilder
 from federation.config import NAME_PATTERN, NodeSpec
 from federation.vocab import same_origin
-from knowledge.graphs import GraphKind, graph_iri
-from knowledge.store import KnowledgeStore
 from ontology import SPORE
 from reasoning.records import record
 from shapes.validation import default_validator
@@ -93,58 +92,6 @@ class SpawnedNode:
         }
 
 
-@dataclass
-class ChildBuilder:
-    """What a host needs to build one more node: its store, music catalogue, timing, and the folder
-    its children's blueprints are written to (a node is served from a blueprint file)."""
-
-    store: KnowledgeStore
-    catalogue: CatalogueQuads
-    timing: RoundTiming
-    directory: Path
-
-    def build(
-        self, blueprint: Blueprint, actor: str, parent: FungusNode | None, shard: tuple[int, int]
-    ) -> FungusNode:
-        """The child node; runs on the host's step worker (it reads and writes graphs, builds torch)."""
-        if parent is not None and parent.graphs is not None:
-            source = graph_iri(NamedNode(parent.actor), GraphKind.PRIVATE)
-            target = graph_iri(NamedNode(actor), GraphKind.PRIVATE)
-            self.store.update(f"ADD {source} TO {target}")
-        node = build_node(
-            blueprint,
-            actor,
-            store=self.store,
-            catalogue=self.catalogue,
-            roles=NodeRoles(founds=None, shard=shard),
-            timing=self.timing,
-        )
-        if parent is not None:
-            node.state = inherited_state(node, parent)
-        return node
-
-
-def inherited_state(child: FungusNode, parent: FungusNode) -> Any:
-    """The child's first state with what it takes from its parent: the model (when the shapes agree),
-    the groups the parent knows, and the parent's group's hashtag first among those it seeks."""
-    state, mine = child.state, parent.state
-    same_shapes = set(state.weights) == set(mine.weights) and all(
-        state.weights[name].shape == tensor.shape for name, tensor in mine.weights.items()
-    )
-    seeks = state.seeks
-    if mine.membership is not None:
-        tag = mine.membership.group.hashtag
-        seeks = (tag, *(other for other in seeks if other != tag))
-    return replace(
-        state,
-        weights={name: tensor.clone() for name, tensor in mine.weights.items()}
-        if same_shapes
-        else state.weights,
-        known_groups=dict(mine.known_groups),
-        seeks=seeks,
-    )
-
-
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -169,7 +116,8 @@ class HostSpawner:
     spawned: list[SpawnedNode] = field(default_factory=list)
     _refused: set[tuple[str, str]] = field(default_factory=set)
     _lock: asyncio.Lock | None = None
-    _pending: set[asyncio.Task[None]] = field(default_factory=set)
+    _pending: set[asyncio.Task[Any]] = field(default_factory=set)
+    closed: bool = False
 
     # -- caps --------------------------------------------------------------------------------------
     def host_nodes(self) -> int:
@@ -278,8 +226,17 @@ class HostSpawner:
             return await self._start(names[0], graph, None, "started as posted")
 
     # -- starting ----------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop spawning (the host is stopping): no check still running starts a node on a stopped host."""
+        self.closed = True
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
     async def _start(self, name: str, graph: Graph, parent: FungusNode | None, reason: str) -> SpawnedNode:
         runtime = self.host.runtime
+        if self.closed:
+            raise SpawnRefused(503, "the host is stopping")
         full = self._host_full()
         if name in self._taken():
             raise SpawnRefused(409, f"{name!r} is already a node of {runtime.config.base_url}")
@@ -329,7 +286,7 @@ class HostSpawner:
         """A host round line: remember the node's metric and, when the rule says so, spawn."""
         name, metrics = line.get("node"), line.get("metrics")
         node = next((n for n in self.host.nodes.values() if n.name == name), None)
-        if node is None or not isinstance(metrics, dict) or self.metric not in metrics:
+        if self.closed or node is None or not isinstance(metrics, dict) or self.metric not in metrics:
             return
         number = int(line.get("round", 0)) + 1  # spore:roundNumber of the round just finished
         self.history.setdefault(node.actor, []).append((number, float(metrics[self.metric])))
@@ -382,6 +339,17 @@ def install_spawning(
     spawner = HostSpawner(host, builder, app=app, on_spawn=on_spawn)
     app.state.spawner = spawner
     app.router.routes[:0] = admin_router(spawner).routes
+    running = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
+        async with running(application) as state:
+            try:
+                yield state
+            finally:
+                await spawner.close()  # before the host stops its nodes and step worker
+
+    app.router.lifespan_context = lifespan
     if host.options.autospawn:
         previous = host.on_round
 

@@ -24,10 +24,11 @@ from rdflib.namespace import PROV
 from agents.blueprint_writer import BlueprintChoices, new_blueprint
 from agents.fungus_host import attach_nodes, start_fungus_host
 from agents.host_admin import bearer_problem
-from agents.host_spawning import ChildBuilder, install_spawning
+from agents.host_spawning import install_spawning
 from agents.hosting import HostOptions
 from agents.node_blueprint import read_blueprint
 from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, build_node
+from agents.spawn_build import ChildBuilder
 from federation.config import HostConfig, NodeSpec
 from federation.host import build_host
 from federation.keys import load_or_create_key
@@ -100,6 +101,33 @@ def test_a_restarted_host_serves_the_children_it_spawned_and_keeps_their_lineage
     NodePublisher(graphs, blueprint, host="http://127.0.0.1:9/actor").start()  # the restart: no parent given
     written = to_rdflib(store, graph_iri(NamedNode(actor), GraphKind.BLUEPRINT))
     assert written.value(URIRef(actor), SPORE.spawnedBy) == URIRef("http://127.0.0.1:9/nodes/ana")
+
+
+def test_a_child_takes_its_parents_listeners_model_and_known_groups(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    store, base = EmbeddedStore(), "http://127.0.0.1:9"
+    catalogue = CatalogueQuads(synthesize(SynthParams(listeners=12, artists=40, seed=3)))
+    timing = RoundTiming(1.0)
+    path = write_blueprint(tmp_path, "ada")
+    roles = NodeRoles(founds="#jazz", shard=(0, 2))  # half the listeners
+    parent = build_node(
+        read_blueprint(path),
+        f"{base}/nodes/ada",
+        store=store,
+        catalogue=catalogue,
+        roles=roles,
+        timing=timing,
+    )
+    builder = ChildBuilder(store, catalogue, timing, tmp_path / "spawned")
+    child = builder.build(read_blueprint(path), f"{base}/nodes/ada_c1", parent, (1, 2))
+    private = [graph_iri(NamedNode(node.actor), GraphKind.PRIVATE) for node in (parent, child)]
+    held = [set(to_rdflib(store, graph)) for graph in private]
+    assert held[0] == held[1] and held[0]  # the parent's listeners, not the shard (1, 2) it was given
+    assert all(torch.equal(child.state.weights[k], w) for k, w in parent.state.weights.items())
+    assert (
+        child.state.weights["artist_embedding.weight"] is not parent.state.weights["artist_embedding.weight"]
+    )
+    assert set(child.state.known_groups) == set(parent.state.known_groups) and child.state.owned == {}
 
 
 # -- the admin route's refusals, on a host in this process ---------------------------------------------
@@ -247,6 +275,7 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
         asked = httpx.get(
             f"{child}/sparql", params={"query": lineage}, headers={"accept": "application/json"}
         )
+        page = httpx.get(child, headers={"accept": "text/html"})
         finger = httpx.get(f"{base}/.well-known/webfinger", params={"resource": f"acct:ada_c1@{base[7:]}"})
     finally:
         running.stop()
@@ -256,6 +285,7 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
     assert html.escape(names[3]) in note["content"]
     by_name = {entry["name"]: entry for entry in status["nodes"]}
     assert by_name["ada_c1"]["actor"] == child and by_name["ada_c1"]["rounds_done"] >= 1
+    assert page.status_code == 200 and "ada_c1" in page.text  # the web page knows it
     assert asked.status_code == 200 and asked.json()["boolean"] is True  # its own SPARQL endpoint
     assert finger.status_code == 200 and finger.json()["subject"] == f"acct:ada_c1@{base[7:]}"
     # Lineage: the child's description names its parent; its blueprint revises the parent's.
