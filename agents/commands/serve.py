@@ -10,7 +10,7 @@ Every option can also come from the environment (``SPORE_BASE_URL``, ``SPORE_POR
 ``SPORE_AUTOSPAWN``) or from a TOML file (``--config``, keys named as the
 options with underscores, ``blueprints = [...]``, ``peer = [...]``); flags win over the environment,
 which wins over the file. Standard output gets one JSON line per event: ``serving``, ``round`` (per
-node per round: recall, group, bytes), ``done``. A second start with the same ``--data-dir``
+node per round: recall, group, bytes), ``spawned`` (a child started on this host), ``done``. A second start with the same ``--data-dir``
 resumes: keys, store, each node's round and latest model, and the children it spawned (their
 blueprints are kept in ``DATA_DIR/spawned``). ``--admin-token`` lets an operator start nodes on the
 running host (``spore spawn --host``, docs/federation.md "Spawning on a running host").
@@ -102,7 +102,8 @@ def emit(event: str, **fields: Any) -> None:
 @click.option(
     "--admin-token",
     envvar="SPORE_ADMIN_TOKEN",
-    help="Bearer token for the host's writes: POST /admin/spawn (spore spawn --host) and SPARQL Update.",
+    help="Bearer token for the host's writes: POST /admin/spawn (spore spawn --host) and SPARQL Update "
+    "(prefer SPORE_ADMIN_TOKEN or the config file: a flag shows in the process list).",
 )
 @click.option(
     "--max-nodes",
