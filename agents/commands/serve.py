@@ -7,11 +7,11 @@
 Every option can also come from the environment (``SPORE_BASE_URL``, ``SPORE_PORT``,
 ``SPORE_HOST_DIR``, ``SPORE_MUSIC``, ``SPORE_PEERS`` and ``SPORE_ALLOW_PEERS`` space-separated,
 ``SPORE_ROUNDS``, ``SPORE_ROUND_SECONDS``, ``SPORE_ADMIN_TOKEN``, ``SPORE_MAX_NODES``,
-``SPORE_AUTOSPAWN``) or from a TOML file (``--config``, keys named as the
-options with underscores, ``blueprints = [...]``, ``peer = [...]``); flags win over the environment,
-which wins over the file. Standard output gets one JSON line per event: ``serving``, ``round`` (per
-node per round: recall, group, bytes), ``spawned`` (a child started on this host), ``done``. A second start with the same ``--data-dir``
-resumes: keys, store, each node's round and latest model, and the children it spawned (their
+``SPORE_AUTOSPAWN``) or from a TOML file (``--config``, keys named as the options with underscores,
+``blueprints = [...]``, ``peer = [...]``); flags win over the environment, which wins over the file.
+Standard output gets one JSON line per event: ``serving``, ``round`` (per node per round: recall,
+group, bytes), ``spawned`` (a child started on this host), ``done``. A second start with the same
+``--data-dir`` resumes: keys, store, each node's round and latest model, and the children it spawned (their
 blueprints are kept in ``DATA_DIR/spawned``). ``--admin-token`` lets an operator start nodes on the
 running host (``spore spawn --host``, docs/federation.md "Spawning on a running host").
 """
