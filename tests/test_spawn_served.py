@@ -311,6 +311,24 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
     )
 
 
+def test_spore_spawn_host_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_spawn import spore as spore_in_process
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, _, err = spore_in_process(
+        ["spawn", f"{closed}/nodes/ada", "--host", closed, "--token", "t"], capsys
+    )
+    assert code == 1 and err.startswith(f"spore: error: cannot reach {closed}") and err.count("\n") == 1
+    code, _, err = spore_in_process(["spawn", str(tmp_path / "nope.ttl"), "--host", closed], capsys)
+    assert code == 2 and "no such blueprint file" in err
+    code, _, err = spore_in_process(["spawn", str(tmp_path / "nope.ttl"), "--as-is"], capsys)
+    assert code == 2 and "--as-is needs --host" in err
+    code, _, err = spore_in_process(
+        ["spawn", f"{closed}/nodes/ada", "--host", closed, "--store", "x"], capsys
+    )
+    assert code == 2 and "no --store" in err
+
+
 # -- spore spawn --host onto a running spore serve ------------------------------------------------------
 
 
