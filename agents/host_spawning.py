@@ -42,6 +42,7 @@ from agents.spawn import (
     SpawnOutcome,
     child_name,
     children_in_store,
+    host_full,
     names_in_store,
     parent_blueprint,
     plan_spawn,
@@ -124,11 +125,6 @@ class HostSpawner:
         """Nodes this host serves or is about to (planned ones still loading count too)."""
         base = self.host.runtime.config.base_url
         return len(set(self.host.nodes) | {actor for actor in self.host.known if same_origin(actor, base)})
-
-    def _host_full(self) -> str | None:
-        cap = self.host.options.max_nodes
-        count = self.host_nodes()
-        return f"the host serves {count} nodes, its cap is {cap}" if count >= cap else None
 
     def _taken(self) -> set[str]:
         return set(self.host.runtime.actors.nodes) | set(self.host.runtime.actors.groups)
@@ -237,7 +233,7 @@ class HostSpawner:
         runtime = self.host.runtime
         if self.closed:
             raise SpawnRefused(503, "the host is stopping")
-        full = self._host_full()
+        full = host_full(self.host_nodes(), self.host.options.max_nodes)
         if name in self._taken():
             raise SpawnRefused(409, f"{name!r} is already a node of {runtime.config.base_url}")
         if full is not None:

@@ -43,6 +43,7 @@ __all__ = [
     "SpawnOutcome",
     "child_name",
     "children_in_store",
+    "host_full",
     "max_children",
     "names_in_store",
     "parent_blueprint",
@@ -90,6 +91,11 @@ def max_children(graph: Graph, blueprint: URIRef) -> int:
     return max(0, int(value)) if value is not None else 0
 
 
+def host_full(host_nodes: int, cap: int) -> str | None:
+    """Why a host serving ``host_nodes`` nodes takes no more (its cap ``cap``), or None."""
+    return f"the host serves {host_nodes} nodes, its cap is {cap}" if host_nodes >= cap else None
+
+
 def shape_keeping_operators() -> tuple[Operator, ...]:
     """The mutations a child that trains in its parent's group may undergo: all but the embedding
     size, which changes the shapes of the shared weights a group merges (a child with other shapes
@@ -131,9 +137,9 @@ def plan_spawn(
         noun = "child" if children == 1 else "children"
         why = f"the parent has {children} {noun} and its policy allows {cap} (spore:maxChildren)"
         return SpawnOutcome(parent, False, why)
-    if host_nodes >= max_nodes_per_host:
-        why = f"the host serves {host_nodes} nodes, its cap is {max_nodes_per_host}"
-        return SpawnOutcome(parent, False, why)
+    full = host_full(host_nodes, max_nodes_per_host)
+    if full is not None:
+        return SpawnOutcome(parent, False, full)
     rate = policy_value(source, parent, SPORE.mutationRate)
     parent_name = str(source.value(parent, SPORE.nodeName) or parent)
     mutant = mutate(
