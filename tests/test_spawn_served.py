@@ -62,6 +62,21 @@ def write_blueprint(directory: Path, name: str, **policy: Any) -> Path:
     return path
 
 
+def founder(
+    path: Path,
+    actor: str,
+    store: EmbeddedStore,
+    catalogue: CatalogueQuads,
+    timing: RoundTiming,
+    shard: tuple[int, int] = (0, 1),
+) -> Any:
+    """The served node of blueprint ``path``, founding the group of #jazz."""
+    roles = NodeRoles(founds="#jazz", shard=shard)
+    return build_node(
+        read_blueprint(path), actor, store=store, catalogue=catalogue, roles=roles, timing=timing
+    )
+
+
 # -- the credential ----------------------------------------------------------------------------------
 
 
@@ -109,15 +124,7 @@ def test_a_child_takes_its_parents_listeners_model_and_known_groups(tmp_path: Pa
     catalogue = CatalogueQuads(synthesize(SynthParams(listeners=12, artists=40, seed=3)))
     timing = RoundTiming(1.0)
     path = write_blueprint(tmp_path, "ada")
-    roles = NodeRoles(founds="#jazz", shard=(0, 2))  # half the listeners
-    parent = build_node(
-        read_blueprint(path),
-        f"{base}/nodes/ada",
-        store=store,
-        catalogue=catalogue,
-        roles=roles,
-        timing=timing,
-    )
+    parent = founder(path, f"{base}/nodes/ada", store, catalogue, timing, shard=(0, 2))  # half the listeners
     builder = ChildBuilder(store, catalogue, timing, tmp_path / "spawned")
     child = builder.build(read_blueprint(path), f"{base}/nodes/ada_c1", parent, (1, 2))
     private = [graph_iri(NamedNode(node.actor), GraphKind.PRIVATE) for node in (parent, child)]
@@ -202,14 +209,7 @@ def test_a_healthy_node_on_a_full_host_records_the_refusal_once(tmp_path: Path) 
     timing = RoundTiming(1.0)
     spawner = install_spawning(app, host, ChildBuilder(store, catalogue, timing, tmp_path / "spawned"))
     path = write_blueprint(tmp_path, "ada", stagnationRounds=1, switchMargin="0.01", maxChildren=3)
-    roles = NodeRoles(founds="#jazz", shard=(0, 1))
-    host.add_nodes(
-        [
-            build_node(
-                read_blueprint(path), actor, store=store, catalogue=catalogue, roles=roles, timing=timing
-            )
-        ]
-    )
+    host.add_nodes([founder(path, actor, store, catalogue, timing)])
     spawner.history[actor] = [(1, 0.10), (2, 0.20)]
     with TestClient(app) as client:
         assert client.portal.call(spawner.consider, actor) is None
@@ -243,17 +243,7 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
     timing = RoundTiming(round_seconds=0.5)
 
     def make_nodes(base: str) -> list[Any]:
-        roles = NodeRoles(founds="#jazz", shard=(0, 1))
-        return [
-            build_node(
-                read_blueprint(path),
-                f"{base}/nodes/ada",
-                store=store,
-                catalogue=catalogue,
-                roles=roles,
-                timing=timing,
-            )
-        ]
+        return [founder(path, f"{base}/nodes/ada", store, catalogue, timing)]
 
     received: list[dict[str, Any]] = []
     server, key = person_server(load_or_create_key(tmp_path / "bob.pem"), received)
