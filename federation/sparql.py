@@ -320,6 +320,7 @@ class SparqlEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
+        path = path.removeprefix(scope.get("root_path", ""))  # as the router matches, behind a proxy
         if path != "/sparql" and not (path.startswith("/nodes/") and path.endswith("/sparql")):
             await self.app(scope, receive, send)
             return
