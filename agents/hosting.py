@@ -64,6 +64,7 @@ class HostOptions:
     discover_seconds: float = 0.0  # before building planned nodes, wait this long for every peer
     max_nodes: int = DEFAULT_MAX_NODES_PER_HOST  # spawning stops here (``spore serve --max-nodes``)
     autospawn: bool = False  # served nodes spawn children under their policy (agents/host_spawning.py)
+    reasoning: bool = True  # served nodes reason and act after every round (agents/node_thinking.py)
 
 
 @dataclass
@@ -119,7 +120,7 @@ class NodeHost:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spore-steps")
         self._tasks: list[asyncio.Task[None]] = []
         self.finished = asyncio.Event()
-        self.thinking = ServedThinking(self)  # served nodes reason and act after every round (issue 6)
+        self.thinking = ServedThinking(self)
         for actor, seeks in self.known.items():
             self._check_local(actor)
             self.transport.directory.learn(actor, inbox=f"{runtime.config.base_url}/inbox", seeks=seeks)

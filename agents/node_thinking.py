@@ -202,7 +202,7 @@ class ServedThinking:
         self._described: dict[str, set[str]] = {}  # actor -> groups described in its peers graph
 
     def add(self, node: FungusNode) -> None:
-        why = why_not_reasoning(node)
+        why = why_not_reasoning(node) if self.host.options.reasoning else "the host runs with reasoning off"
         if why is not None:
             log.info("node %s does not reason: %s", node.name, why)
             return

@@ -268,9 +268,12 @@ def test_nodes_that_cannot_reason_are_skipped_and_mf_never_mutates_layers(tmp_pa
     factorised = Plan("mf", "#mf", 8, "0.01", True, architecture="MatrixFactorization")
     mf = served_node(factorised, base, store, catalogue, tmp_path)
     assert start_publishing(mf, base) is not None
-    thinking = ServedThinking(SimpleNamespace())  # type: ignore[arg-type]
+    thinking = ServedThinking(SimpleNamespace(options=HostOptions()))  # type: ignore[arg-type]
     thinking.add(fine)
     thinking.add(mf)
+    switched_off = ServedThinking(SimpleNamespace(options=HostOptions(reasoning=False)))  # type: ignore[arg-type]
+    switched_off.add(fine)
+    assert switched_off.reasoners == {}
     names = {
         actor: [op.iri.rsplit("#", 1)[-1] for op in r.operators] for actor, r in thinking.reasoners.items()
     }
