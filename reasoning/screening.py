@@ -16,11 +16,9 @@ from enum import StrEnum
 __all__ = [
     "JUDGED_METRICS",
     "MAD_FLOOR",
-    "MAGNITUDE_BOUND",
     "Evidence",
     "Offence",
     "check_claims",
-    "find_oversized",
     "find_outliers",
     "robust_z",
 ]
@@ -30,17 +28,6 @@ __all__ = [
 # cannot be reproduced elsewhere.
 JUDGED_METRICS = ("recall", "ndcg", "hit", "precision", "map", "mrr")
 MAD_FLOOR = 0.25
-MAGNITUDE_BOUND = 3.0
-"""How many times the median change's norm an update's change may be before it is evidence.
-
-Honest members of one group train with different blueprints (learning rates, epochs, architectures
-sharing the same shapes; mutation draws new ones), so their steps differ in size: a member with 2.5
-times the group's learning rate made honest updates 2.5 times as long, and a distance to the median
-of the updates called them 12 robust deviations out (issue 6, a six-host ``spore demo`` run). Size is
-therefore judged on its own, with this generous bound, and the direction of a change separately
-(``agents/protocol/defence.py``). An attacker scaling its change by 4 is still caught; one scaling
-by less than the bound is an honest-looking fast learner whose influence the merge rule bounds.
-"""
 # Median absolute deviation to a normal standard deviation (Rousseeuw and Croux, JASA 1993).
 _MAD_TO_SIGMA = 1.4826
 
@@ -101,27 +88,6 @@ def find_outliers(
             detail = f"its round-{round_number} update's {what} is {z:.1f} robust deviations above the median"
             links = (artifacts[peer],) if artifacts and peer in artifacts else ()
             evidence.append(Evidence(peer, Offence.OUTLIER_UPDATE, round_number, detail, z, links))
-    return evidence
-
-
-def find_oversized(
-    ratios: Mapping[str, float],
-    *,
-    round_number: int,
-    bound: float = MAGNITUDE_BOUND,
-    artifacts: Mapping[str, str] | None = None,
-) -> list[Evidence]:
-    """Evidence against every peer whose change is more than ``bound`` times as long as the median
-    change of the round (``ratios``: each change's norm over the median norm)."""
-    evidence = []
-    for peer, ratio in sorted(ratios.items()):
-        if ratio > bound:
-            detail = (
-                f"its round-{round_number} change is {ratio:.1f} times as long as the group's median "
-                f"change (more than {bound:g} times)"
-            )
-            links = (artifacts[peer],) if artifacts and peer in artifacts else ()
-            evidence.append(Evidence(peer, Offence.OUTLIER_UPDATE, round_number, detail, ratio, links))
     return evidence
 
 

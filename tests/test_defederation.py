@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from agents.protocol.context import admission_policy
-from agents.protocol.defence import admission_with_host_policy, magnitude_ratios, screening_statistic
+from agents.protocol.defence import admission_with_host_policy, screening_statistic
 from agents.protocol.messages import BlueprintSummary, GroupInfo, Join
 from agents.protocol.state import OwnedGroup
 from reasoning.defederation import (
@@ -18,7 +18,7 @@ from reasoning.defederation import (
     record_screening,
     review_appeals,
 )
-from reasoning.screening import Evidence, Offence, check_claims, find_outliers, find_oversized, robust_z
+from reasoning.screening import Evidence, Offence, check_claims, find_outliers, robust_z
 from reasoning.standing import PeerRecord, host_of
 
 ME = "https://me.test/actor"
@@ -60,51 +60,13 @@ def honest_and_attack_changes() -> dict[str, torch.Tensor]:
     return changes
 
 
-def evidence_from(changes: dict[str, torch.Tensor], statistic: str, round_number: int = 4) -> list[Evidence]:
-    """What LedgerDefence finds from these changes: direction (or Krum) outliers, and oversized ones."""
-    scores = screening_statistic(changes, statistic)
-    evidence = find_outliers(scores, round_number=round_number, threshold=3.5, what="distance")
-    if statistic == "median-distance":
-        flagged = {e.offender for e in evidence}
-        oversized = find_oversized(magnitude_ratios(changes), round_number=round_number)
-        evidence += [e for e in oversized if e.offender not in flagged]
-    return evidence
-
-
 @pytest.mark.parametrize("statistic", ["median-distance", "krum"])
 def test_sign_flipped_and_scaled_updates_are_outliers_and_honest_ones_are_not(statistic: str) -> None:
-    evidence = evidence_from(honest_and_attack_changes(), statistic)
+    changes = honest_and_attack_changes()
+    scores = screening_statistic(changes, statistic)
+    evidence = find_outliers(scores, round_number=4, threshold=3.5, what="distance")
     assert {e.offender for e in evidence} == {actor("flipper"), actor("booster")}
-    assert all(e.offence is Offence.OUTLIER_UPDATE and e.round == 4 for e in evidence)
-
-
-def test_an_honest_member_that_steps_further_is_no_outlier_but_a_four_times_scaled_one_is() -> None:
-    """The six-host demo run (issue 6): in a group of four, two LightGCN and two MF members, one with
-    2.5 times the others' learning rate; the distance to the median of the updates put its honest
-    updates 12 robust deviations out and its three peers blocked it after two rounds."""
-    generator = torch.Generator().manual_seed(7)
-    direction = torch.randn(400, generator=generator)
-
-    def honest(rate: float) -> torch.Tensor:
-        return rate * (direction + 0.35 * torch.randn(400, generator=generator))
-
-    group = {actor("lightgcn-a"): honest(1.0), actor("mf-b"): honest(0.8), actor("mf-c"): honest(1.1)}
-    group[actor("fast-learner")] = honest(2.5)
-    median = torch.stack(list(group.values())).quantile(0.5, dim=0)
-    assert find_outliers(
-        {a: float((c - median).norm()) for a, c in group.items()},
-        round_number=1,
-        threshold=3.5,
-        what="distance",
-    ), "the old statistic (distance of the updates) did call the fast learner an outlier"
-    assert evidence_from(group, "median-distance", 1) == []
-    for attack, change in {
-        "scaled": 4 * group[actor("lightgcn-a")],
-        "flipped": -4 * group[actor("lightgcn-a")],
-        "random": 30 * torch.randn(400, generator=generator),
-    }.items():
-        attacked = {**group, actor(attack): change}
-        assert {e.offender for e in evidence_from(attacked, "median-distance", 1)} == {actor(attack)}
+    assert all(e.offence is Offence.OUTLIER_UPDATE and e.round == 4 and e.score > 3.5 for e in evidence)
 
 
 def test_robust_z_needs_three_values_and_measures_in_mads() -> None:

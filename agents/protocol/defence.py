@@ -1,11 +1,10 @@
 """Defederation in the protocol: screen each round's updates, accuse, block, weigh others' Flags.
 
 :class:`LedgerDefence` is the :class:`~agents.protocol.context.Defence` a node's context carries.
-Before every merge it computes screening statistics over the round's updates
-(:mod:`agents.protocol.update_statistics`: the direction of each update's change from the round's
-base against the median direction, and its size against the median size, or its Krum score; and, for
-metrics a peer claims that the node can measure itself, the node's own evaluation of that update),
-hands them to the pure rules of :mod:`reasoning.defederation`, and turns the verdict
+Before every merge it computes screening statistics over the round's updates (each update's change
+from the round's base, its distance to the coordinate-wise median of the changes, or its Krum
+score; and, for metrics a peer claims that the node can measure itself, the node's own evaluation of
+that update), hands them to the pure rules of :mod:`reasoning.defederation`, and turns the verdict
 into protocol acts: outliers are left out of the merge, blocked peers are dropped from the roster
 (and, by a group's owner, from the group), accusations travel as ``Flag`` to the group and blocks as
 ``Block`` to the blocked actor. Incoming ``Flag``/``Block``/``Undo`` are weighed the same way.
@@ -14,21 +13,18 @@ The node's :class:`~reasoning.defederation.Ledger` lives in ``NodeState.defence`
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import torch
 from torch import Tensor
 
 from agents.protocol.context import AdmissionPolicy, NodeContext
 from agents.protocol.messages import Block, Flag, Join, Message, ModelUpdate, Remove, Undo
 from agents.protocol.state import NodeState, OwnedGroup, count
-from agents.protocol.update_statistics import (
-    STATISTICS,
-    magnitude_ratios,
-    screening_statistic,
-    update_scores,
-)
 from models.compression import updated_rows
+from models.merge.rules import coordinate_median, krum_scores
 from reasoning.defederation import (
     Accusation,
     DefederationPolicy,
@@ -39,19 +35,13 @@ from reasoning.defederation import (
     review_appeals,
 )
 from reasoning.defederation import Block as BlockRecord
-from reasoning.screening import Evidence, Offence, check_claims, find_outliers, find_oversized
+from reasoning.screening import Evidence, Offence, check_claims, find_outliers
 from reasoning.standing import host_of
 
-__all__ = [
-    "LedgerDefence",
-    "admission_with_host_policy",
-    "artifact_iri",
-    "ledger_of",
-    "magnitude_ratios",
-    "screening_statistic",
-]
+__all__ = ["LedgerDefence", "admission_with_host_policy", "artifact_iri", "ledger_of", "screening_statistic"]
 
 Step = tuple[NodeState, list[Message]]
+STATISTICS = ("median-distance", "krum")
 
 
 def ledger_of(state: NodeState) -> Ledger:
@@ -63,6 +53,65 @@ def ledger_of(state: NodeState) -> Ledger:
 def artifact_iri(sender: str, update: ModelUpdate) -> str:
     """Where the update's content-addressed artifact lives (the same IRI the wire form announces)."""
     return f"{sender}/artifacts/{update.sha256}"
+
+
+def _point(update: ModelUpdate, base: Mapping[str, Tensor]) -> Tensor:
+    """The update as one flat vector in name order: its full parameters, or a compressed change
+    applied to the round's base. Both statistics are translation invariant (a distance to the
+    coordinate-wise median, distances between members), so parameters give the same scores as
+    changes from the base, and full updates need no base at all."""
+    weights = updated_rows(base, update.delta)[0] if update.delta is not None else update.parameters
+    return torch.cat([weights[name].reshape(-1) for name in sorted(weights)])
+
+
+# (statistic, (sender, sha256) of every full update) -> scores. Every member of a synchronous group
+# screens the same updates; computing the statistic once per group instead of once per member took
+# the defence from most of a simulated round's time to a small part of it. Bounded, like
+# agents.protocol.learning's cache of prepared updates.
+_SCORES: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], dict[str, float]] = OrderedDict()
+_SCORES_LIMIT = 64
+
+
+def _scores(
+    updates: Mapping[str, ModelUpdate], base: Mapping[str, Tensor], statistic: str
+) -> dict[str, float]:
+    full = all(u.delta is None for u in updates.values())
+    key = (statistic, tuple(sorted((s, u.sha256) for s, u in updates.items())))
+    if full and key in _SCORES:
+        _SCORES.move_to_end(key)
+        return _SCORES[key]
+    scores = screening_statistic({s: _point(u, base) for s, u in updates.items()}, statistic)
+    if full:
+        _SCORES[key] = scores
+        if len(_SCORES) > _SCORES_LIMIT:
+            _SCORES.popitem(last=False)
+    return scores
+
+
+def screening_statistic(changes: Mapping[str, Tensor], statistic: str) -> dict[str, float]:
+    """Per sender, how far its change lies from the others' (larger is more suspicious).
+
+    ``median-distance``: the L2 distance to the coordinate-wise median of the changes (Yin et al.,
+    ICML 2018, whose median is robust to a minority of arbitrary updates). ``krum``: the Krum score
+    (Blanchard et al., NeurIPS 2017) with the largest tolerated number of Byzantine members.
+    """
+    senders = sorted(changes)
+    if len(senders) < 3:
+        return {}
+    flat = torch.stack([changes[s].float() for s in senders])
+    if statistic == "krum":
+        scores = krum_scores(flat, max(0, (len(senders) - 3) // 2))
+    elif statistic == "median-distance":
+        scores = (flat - _median(flat)).norm(dim=1)
+    else:
+        raise ValueError(f"unknown screening statistic {statistic!r}; known: {STATISTICS}")
+    return {sender: float(score) for sender, score in zip(senders, scores, strict=True)}
+
+
+def _median(flat: Tensor) -> Tensor:
+    """The coordinate-wise median of ``[n, D]`` via the merge library (members along the first axis)."""
+    present = torch.ones(flat.shape, dtype=torch.bool)
+    return coordinate_median(flat, present)
 
 
 @dataclass(frozen=True)
@@ -175,11 +224,9 @@ class LedgerDefence:
         round_number: int,
     ) -> list[Evidence]:
         artifacts = {s: artifact_iri(s, u) for s, u in updates.items()}
-        statistic, ratios = update_scores(updates, base, self.statistic)
+        statistic = _scores(updates, base, self.statistic)
         what = (
-            "direction's distance to the coordinate-wise median direction"
-            if self.statistic == "median-distance"
-            else "Krum score"
+            "distance to the coordinate-wise median" if self.statistic == "median-distance" else "Krum score"
         )
         evidence = [
             e
@@ -192,10 +239,6 @@ class LedgerDefence:
             )
             if e.offender != state.actor
         ]
-        if self.statistic == "median-distance":
-            flagged = {e.offender for e in evidence} | {state.actor}
-            oversized = find_oversized(ratios, round_number=round_number, artifacts=artifacts)
-            evidence += [e for e in oversized if e.offender not in flagged]
         measurable = {name for name, _ in (state.last_round.metrics if state.last_round else ())}
         for sender, update in sorted(updates.items()):
             claimed = {name: value for name, value in update.metrics if name in measurable}
