@@ -165,9 +165,11 @@ def oxigraph_server(store: EmbeddedStore) -> Iterator[tuple[str, int] | None]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.05)
-        dump = store.dump(format=ox.RdfFormat.N_QUADS)
         httpx.post(
-            f"{base}/store", content=dump, headers={"content-type": "application/n-quads"}, timeout=600
+            f"{base}/store",
+            content=store.dump(format=ox.RdfFormat.N_QUADS),
+            headers={"content-type": "application/n-quads"},
+            timeout=600,
         ).raise_for_status()
         yield base, process.pid
     finally:
