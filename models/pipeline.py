@@ -20,6 +20,8 @@ from torch import Tensor
 from models.adjacency import ModelGraph, bipartite_adjacency, knowledge_graph
 from models.baselines import ItemKNN, Popularity
 from models.data import MusicTensors
+from models.fusion import blended, choose_weight
+from models.knowledge import TagProfile
 from models.lightgcn import EmbeddingRecommender, KnowledgeLightGCN, LightGCN, MatrixFactorization
 from models.metrics import RankingMetrics, evaluate_ranking
 from models.split import InteractionSplit, SplitProtocol, split_per_listener
@@ -38,7 +40,10 @@ __all__ = [
     "selection_split",
 ]
 
-EMBEDDING_MODELS = ("lightgcn", "knowledge-lightgcn", "knowledge-lightgcn-nodes", "bpr-mf")
+EMBEDDING_MODELS = ("lightgcn", "knowledge-lightgcn", "knowledge-lightgcn-nodes", "bpr-mf", "lightgcn-tags")
+# Kinds whose embedding scores are fused with the tag and entity channel (models.knowledge.TagProfile),
+# its weight chosen on validation. "lightgcn-tags" is the ablation: the same channel on plain LightGCN.
+TAG_CHANNEL = ("knowledge-lightgcn", "lightgcn-tags")
 SELECTION = SplitProtocol(
     name="selection-7-1", ratios=(7.0, 1.0), description="validation carved from the training part"
 )
@@ -62,7 +67,8 @@ class FitResult:
     graph: ModelGraph = None
     report: TrainingReport | None = None
     selection: TrainingReport | None = None
-    chosen: dict[str, int] = field(default_factory=dict)
+    chosen: dict[str, float] = field(default_factory=dict)
+    fused: bool = False  # the scorer adds the tag channel to the model's scores
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -73,7 +79,7 @@ class FitResult:
 
 def build_graph(kind: str, train: MusicTensors) -> ModelGraph:
     """The propagation graph a model kind needs, from training interactions only."""
-    if kind == "lightgcn":
+    if kind in ("lightgcn", "lightgcn-tags"):
         return bipartite_adjacency(train.interactions, train.num_listeners, train.num_artists)
     if kind == "knowledge-lightgcn":
         return knowledge_graph(train, side_information="features")
@@ -95,7 +101,7 @@ def graph_for_model(model: EmbeddingRecommender, tensors: MusicTensors) -> Model
 def new_model(
     kind: str, tensors: MusicTensors, *, embedding_dim: int = 64, num_layers: int = 3
 ) -> EmbeddingRecommender:
-    if kind == "lightgcn":
+    if kind in ("lightgcn", "lightgcn-tags"):
         return LightGCN(tensors.num_listeners, tensors.num_artists, embedding_dim, num_layers)
     if kind in ("knowledge-lightgcn", "knowledge-lightgcn-nodes"):
         return KnowledgeLightGCN(
@@ -154,6 +160,18 @@ def fit_embedding_model(
         description=f"{kind} ({split.protocol.name})",
     )
     first = report
+    weight = 0.0
+    if kind in TAG_CHANNEL:
+        assert selection.valid is not None
+        weight, _ = choose_weight(
+            embedding_scorer(model, graph),
+            TagProfile(selection.train),
+            selection.valid,
+            selection.train.interactions,
+            num_listeners=tensors.num_listeners,
+            num_artists=tensors.num_artists,
+            k=config.k,
+        )
     if split.valid is None:
         # Refit on the whole training part for the epoch count that validation chose.
         graph = build_graph(kind, tensors)
@@ -168,17 +186,21 @@ def fit_embedding_model(
             progress=progress,
             description=f"{kind} refit",
         )
+    scorer = embedding_scorer(model, graph)
+    if weight > 0:
+        scorer = blended(scorer, TagProfile(tensors), weight)
     seconds = time.perf_counter() - started
     return FitResult(
         name=kind,
-        scorer=embedding_scorer(model, graph),
+        scorer=scorer,
         seconds=seconds,
         epochs=report.best_epoch,
         model=model,
         graph=graph,
         report=report,
         selection=first if first is not report else None,
-        chosen={"epochs": report.best_epoch},
+        chosen={"epochs": report.best_epoch, **({"tag_weight": weight} if kind in TAG_CHANNEL else {})},
+        fused=weight > 0,
     )
 
 

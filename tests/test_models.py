@@ -394,3 +394,32 @@ def test_selection_carves_validation_from_training_and_refits_on_all_of_it() -> 
     assert evaluate_on_test(result, split, k=5).recall > 0.3
     knn = fit_itemknn(split, k=5, neighbourhoods=(2, 8))
     assert knn.chosen["neighbours"] in (2, 8)
+
+
+def test_the_tag_channel_scores_a_listeners_community_first_and_is_chosen_on_validation() -> None:
+    from models.fusion import choose_weight
+    from models.knowledge import TagProfile
+    from models.pipeline import evaluate_on_test, fit_embedding_model, selection_split
+
+    toy = planted()
+    split = split_per_listener(toy, PROTOCOL_80_20, seed=0)
+    channel = TagProfile(split.train)
+    scores = channel(torch.tensor([0, 1]))  # listener 0 is in community 0, listener 1 in community 1
+    half = toy.num_artists // 2
+    assert scores[0, :half].min() > scores[0, half:].max()
+    assert scores[1, half:].min() > scores[1, :half].max()
+
+    carved = selection_split(split)
+    sizes = {"num_listeners": toy.num_listeners, "num_artists": toy.num_artists, "k": 5}
+    valid, train = carved.valid, carved.train.interactions
+    noise = lambda rows: torch.rand(rows.numel(), toy.num_artists)  # noqa: E731
+    weight, _ = choose_weight(noise, TagProfile(carved.train), valid, train, **sizes)
+    assert weight > 0  # the tags know the communities; random scores do not
+    against = lambda rows: -channel(rows)  # noqa: E731
+    weight, _ = choose_weight(channel, against, valid, train, **sizes)
+    assert weight == 0.0  # a channel that does not help is switched off
+
+    config = TrainConfig(epochs=10, batch_size=256, learning_rate=0.05, eval_every=2, patience=2)
+    result = fit_embedding_model("knowledge-lightgcn", split, config, progress=False, embedding_dim=8)
+    assert "tag_weight" in result.chosen and result.fused == (result.chosen["tag_weight"] > 0)
+    assert evaluate_on_test(result, split, k=5).recall > 0.3

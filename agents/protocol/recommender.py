@@ -21,6 +21,7 @@ from torch import Tensor
 
 from agents.protocol.learning import TrainResult, Weights
 from models.adjacency import ModelGraph, bipartite_adjacency
+from models.fusion import blended, standardised
 from models.itemgraph import (
     DEFAULT_BETA,
     CoListening,
@@ -55,20 +56,6 @@ def _remember(cache: OrderedDict, key: object, make: Callable[[], object], limit
     if len(cache) > limit:
         cache.popitem(last=False)
     return value
-
-
-def standardised(scores: Tensor) -> Tensor:
-    """Each row of ``scores`` shifted and scaled to mean 0 and standard deviation 1.
-
-    Graph walk scores and embedding dot products live on unrelated scales; standardising each
-    listener's row lets them be added with one weight that means the same for every listener.
-    """
-    return (scores - scores.mean(dim=1, keepdim=True)) / scores.std(dim=1, keepdim=True).clamp(min=1e-12)
-
-
-def blended(first: Scorer, second: Scorer, weight: float = 1.0) -> Scorer:
-    """A scorer adding ``weight`` times ``second``'s standardised scores to ``first``'s."""
-    return lambda listeners: standardised(first(listeners)) + weight * standardised(second(listeners))
 
 
 @dataclass(frozen=True, eq=False)
