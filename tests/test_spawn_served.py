@@ -22,7 +22,7 @@ from rdflib import RDF, XSD, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
 from agents.blueprint_writer import BlueprintChoices, new_blueprint
-from agents.fungus_host import attach_nodes, start_fungus_host
+from agents.fungus_host import attach_nodes
 from agents.host_admin import bearer_problem
 from agents.host_spawning import install_spawning
 from agents.hosting import HostOptions
@@ -30,7 +30,7 @@ from agents.node_blueprint import read_blueprint
 from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, build_node
 from agents.spawn_build import ChildBuilder
 from federation.config import HostConfig, NodeSpec
-from federation.host import build_host
+from federation.host import RunningHost, bind_loopback, build_host
 from federation.keys import load_or_create_key
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.music.synth import SynthParams, synthesize
@@ -247,11 +247,16 @@ def test_a_served_node_spawns_a_child_that_learns_and_answers_an_ask(tmp_path: P
 
     received: list[dict[str, Any]] = []
     server, key = person_server(load_or_create_key(tmp_path / "bob.pem"), received)
-    running, host = start_fungus_host(
-        tmp_path / "host", make_nodes, store=store, options=HostOptions(autospawn=True, max_nodes=4)
+    # As start_fungus_host, with spawning installed before the host starts (it stops with the host).
+    sock = bind_loopback()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = HostConfig(
+        base_url=base, data_dir=tmp_path / "host", nodes=(NodeSpec("ada"),), allow_loopback=True
     )
-    install_spawning(running.app, host, ChildBuilder(store, catalogue, timing, tmp_path / "spawned"))
-    base = running.runtime.config.base_url
+    app = build_host(config, store=store)
+    host = attach_nodes(app, make_nodes(base), options=HostOptions(autospawn=True, max_nodes=4))
+    install_spawning(app, host, ChildBuilder(store, catalogue, timing, tmp_path / "spawned"))
+    running = RunningHost(app, sock).start()
     parent, child = f"{base}/nodes/ada", f"{base}/nodes/ada_c1"
     try:
         assert wait_for(lambda: child in host.nodes), "no child was spawned"
