@@ -126,6 +126,7 @@ def _blueprint(name: str, iri: str, settings: EvolutionSettings, rng: random.Ran
     graph, report = new_blueprint(choices, iri=iri)
     assert report.conforms, report.lines()
     policy = graph.value(URIRef(iri), SPORE.policy)
+    assert policy is not None
     graph.set((policy, SPORE.switchMargin, Literal(settings.switch_margin, datatype=XSD.decimal)))
     graph.set((policy, SPORE.switchPatience, Literal(settings.switch_patience, datatype=XSD.integer)))
     graph.set((policy, SPORE.stagnationRounds, Literal(settings.stagnation_rounds, datatype=XSD.integer)))
@@ -292,7 +293,7 @@ def run_evolution(
     world = _World(tensors, data, settings)
     sim = world.simulator
     limit = 4.0 * settings.rounds + 20.0
-    timeline = []
+    timeline: list[dict[str, Any]] = []
     while sim.now < limit and min(world.seen.values()) < settings.rounds:
         sim.run(sim.now + 0.5)
         for actor in world.actors:

@@ -140,7 +140,7 @@ def _rdf(cell: Mapping[str, Any], blanks: dict[str, BNode]) -> Node | None:
 
 def graph_from_rows(results: Mapping[str, Any], blueprint: str) -> Graph:
     """The blueprint's description from a SPARQL JSON answer to ``queries/blueprint-description.rq``."""
-    graph, blanks = Graph(), {}
+    graph, blanks = Graph(), dict[str, BNode]()
     subject = URIRef(blueprint)
     for row in results.get("results", {}).get("bindings", []):
         p, o = (_rdf(row[k], blanks) if k in row else None for k in ("p", "o"))
@@ -177,15 +177,14 @@ class _Served:
         if target is None:  # the rule chose a group this host no longer knows: stay
             log.warning("node %s: group %s to switch to is unknown here", self.node.name, group)
             return
-        node = self.node
-        node.state, sent = switch_change(target)(node.state, self.now)
-        self.outbox += sent
-        self.outbox += node.step([], self.now)  # the Join to the new group's owner
+        self.node.state, sent = switch_change(target)(self.node.state, self.now)
+        self.outbox += [*sent, *self.node.step([], self.now)]  # Leave, then the Join to the new owner
         self.switched = True
 
     def rebuild(self, settings: Mapping[str, Any], blueprint: Graph, iri: URIRef) -> None:
-        node = self.node
-        node.ctx = dataclasses.replace(node.ctx, learner=dataclasses.replace(node.ctx.learner, **settings))
+        node, learner = self.node, self.node.ctx.learner
+        assert isinstance(learner, LightGCNLearner)  # only such nodes reason (why_not_reasoning)
+        node.ctx = dataclasses.replace(node.ctx, learner=dataclasses.replace(learner, **settings))
         if node.blueprint is not None:
             changes = {_BLUEPRINT_FIELDS[name]: value for name, value in settings.items()}
             node.blueprint = dataclasses.replace(node.blueprint, **changes)

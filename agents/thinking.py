@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pyoxigraph import NamedNode, Quad, RdfFormat
-from rdflib import Graph, URIRef
+from rdflib import Graph, Literal, URIRef
 from torch import Tensor
 
 from agents.protocol.core import leave
@@ -85,8 +85,8 @@ def learner_settings(graph: Graph, blueprint: URIRef) -> dict[str, Any]:
         (SPORE.layers, "num_layers", int),
     ):
         value = graph.value(config, prop)
-        if value is not None:
-            found[name] = kind(value.toPython())  # type: ignore[union-attr]
+        if isinstance(value, Literal):
+            found[name] = kind(value.toPython())
     return found
 
 
