@@ -298,6 +298,13 @@ def test_a_node_switches_to_a_better_group_on_its_own_cross_check_over_http(worl
     assert own_checks and all(e.value is not None for e in own_checks)
     assert any(e.claimed for e in decision.evidence)
     assert world.hosts["b"].transport.stats.get("snapshots-fetched", 0) >= 1
+    # The owner's blueprint came along from its SPARQL endpoint, so that selection could adopt it.
+    peers = to_rdflib(world.store("mover"), graph_iri(NamedNode(mover), GraphKind.PEERS))
+    theirs = peers.value(URIRef(world.node("good").actor), SPORE.blueprint)
+    assert theirs is not None and str(theirs).startswith(world.node("good").actor)
+    configuration = peers.value(theirs, SPORE.trains)
+    assert configuration is not None and float(peers.value(configuration, SPORE.learningRate)) == 0.05
+    assert peers.value(peers.value(theirs, SPORE.policy), SPORE.switchMargin) is not None
     # Leave reached #bad's owner and Join #good's owner on the other host, which admitted the node.
     good, bad = world.node("good"), world.node("bad")
     assert wait_for(lambda: mover in good.state.membership.members, 20)  # type: ignore[union-attr]
