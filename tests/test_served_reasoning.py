@@ -15,6 +15,7 @@ Embedding sizes split the world in two: ``good``/``bad``/``mover`` (8) and ``lia
 from __future__ import annotations
 
 import dataclasses
+import html
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -355,6 +356,9 @@ def test_decisions_are_in_the_decisions_graph_and_dereference_as_turtle(world: W
     assert answer.status_code == 200, answer.text
     deciders = {row["node"]["value"] for row in answer.json()["results"]["bindings"]}
     assert {world.node("mover").actor, world.node("doubter").actor} <= deciders
+    # The node's web page lists it with its explanation.
+    page = httpx.get(f"{base}/browse/nodes/mover", headers={"accept": "text/html"}, timeout=10)
+    assert page.status_code == 200 and decision.explanation in html.unescape(page.text)
     # `spore explain` reads the same decision through the node's public SPARQL endpoint.
     explained = CliRunner().invoke(explain, [world.node("mover").actor, decision.iri.rsplit("/", 1)[-1]])
     assert explained.exit_code == 0, explained.output
