@@ -127,7 +127,8 @@ def is_protocol_activity(activity: dict[str, Any]) -> bool:
 
 
 def artifact_links(activity: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(sha256, url)`` of every model update the activity carries (Create's object, Accept's result)."""
+    """``(sha256, url)`` of every artifact the activity names: a model update or co-listening
+    statistics (Create's object), the group model (Accept's result)."""
     links = []
     for key in ("object", "result"):
         value = activity.get(key)
