@@ -275,9 +275,10 @@ class NodeHost:
 
     async def _after_step(self, node: FungusNode, tracked: _Tracked) -> None:
         record = node.state.last_round
-        if record is None or record.round == tracked.logged_round:
+        # By rounds merged, not the group's round number: a node that switched group may meet its old number.
+        if record is None or node.state.rounds_done == tracked.logged_round:
             return
-        tracked.logged_round = record.round
+        tracked.logged_round = node.state.rounds_done
         sent = self.bytes_sent(node.actor)
         wall = self.clock()
         membership = node.state.membership
