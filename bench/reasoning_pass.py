@@ -37,9 +37,10 @@ from agents.blueprint_writer import BlueprintChoices, new_blueprint
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import EmbeddedStore, to_rdflib
 from ontology import SPORE, load_ontology
-from reasoning.decisions import reason
+from reasoning.decisions import inferred_graph, reason
 from reasoning.evidence import Measurement, blueprint_of, evaluation, group_description, membership
 from reasoning.records import rule_dataset
+from reasoning.rules import entail
 
 from common import measure, print_table, write_json
 
@@ -187,6 +188,9 @@ def main() -> int:
     result = one_pass(store)
     assert [d.kind for d in result.decisions] == [str(SPORE.SwitchGroupDecision)], result.decisions
     memory = measure(lambda: one_pass(store), repeat=args.repeat)
+    entailment_only = measure(
+        lambda: entail(store, graphs=rule_dataset(NODE), into=inferred_graph(NODE)), repeat=args.repeat
+    )
     rules_only = measure(
         lambda: reason(store, NODE, round_number=args.rounds, now=START, rng=rng, entailment=False),
         repeat=args.repeat,
@@ -218,15 +222,22 @@ def main() -> int:
     )
     cases = {
         "pass: entailment + rules (pyoxigraph, in memory)": memory,
+        "entailment only (pyoxigraph, in memory)": entailment_only,
         "pass: rules only (pyoxigraph, in memory)": rules_only,
         "pass: entailment + rules (pyoxigraph, on disk)": on_disk,
         "pass that mutates (SHACL check of the mutant)": with_mutation,
         "baseline: owlrl RDFS + rdflib SPARQL, same rules": baseline,
     }
     print_table(
-        ["reasoning pass", "median ms", "min ms", "vs SPORE pass"],
+        ["reasoning pass", "median ms", "min ms", "CPU median ms", "vs SPORE pass"],
         [
-            [name, t["median_s"] * 1e3, t["min_s"] * 1e3, t["median_s"] / memory["median_s"]]
+            [
+                name,
+                t["median_s"] * 1e3,
+                t["min_s"] * 1e3,
+                t["cpu_median_s"] * 1e3,
+                t["median_s"] / memory["median_s"],
+            ]
             for name, t in cases.items()
         ],
     )
@@ -240,6 +251,7 @@ def main() -> int:
             "entailed_triples": result.entailment.triples,
             "verdicts_agree_with_rdflib": agree,
             "pass_in_memory": memory,
+            "entailment_only_in_memory": entailment_only,
             "rules_only_in_memory": rules_only,
             "pass_on_disk": on_disk,
             "pass_with_mutation": with_mutation,
@@ -247,6 +259,7 @@ def main() -> int:
             "load_average": load,
             "target_ms": 50,
             "meets_target": memory["median_s"] < 0.05,
+            "meets_target_in_cpu_time": memory["cpu_median_s"] < 0.05,
         },
     )
     return 0
