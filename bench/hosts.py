@@ -48,6 +48,7 @@ class LayoutResult:
     round_s: float | None  # median wall time per round of the slowest node
     rounds_reached: int
     groups: int
+    grouped: int  # nodes in a group (the rest are still joining, or left one)
     rss_mb: float  # all host processes now
     peak_rss_mb: float  # sum of each host's peak
     rss_per_node_mb: float
@@ -139,6 +140,7 @@ def run_layout(
         round_s=statistics.median(gaps) if gaps else None,
         rounds_reached=summary.round,
         groups=summary.groups,
+        grouped=summary.grouped,
         rss_mb=total,
         peak_rss_mb=sum(peak for _, peak in memory),
         rss_per_node_mb=total / nodes,
@@ -193,7 +195,8 @@ def main() -> None:
                 )
             )
 
-    headers = ["layout", "procs", "nodes", "startup s", "round s", "rounds", "groups", "RSS MiB", "MiB/node"]
+    headers = ["layout", "procs", "nodes", "startup s", "round s", "rounds", "groups", "in a group"]
+    headers += ["RSS MiB", "MiB/node"]
     headers += ["max proc MiB", "Recall@20", "note"]
     print_table(
         headers,
@@ -206,6 +209,7 @@ def main() -> None:
                 "-" if r.round_s is None else round(r.round_s, 2),
                 r.rounds_reached,
                 r.groups,
+                r.grouped,
                 round(r.rss_mb),
                 round(r.rss_per_node_mb, 1),
                 round(r.max_process_rss_mb),
