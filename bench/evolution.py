@@ -124,7 +124,7 @@ def plot_byzantine(result: dict[str, Any], stem: Path) -> list[str]:
         axes.plot(rounds, run["recall_by_round"], style, label=name)
     axes.set_xlabel("round")
     axes.set_ylabel("honest nodes' mean Recall@20")
-    axes.set_title("Honest quality with and without attack (non-IID split)")
+    axes.set_title("Honest quality with and without attack (non-IID; each run's honest nodes)")
     axes.legend(fontsize="small")
     figure.tight_layout()
     path = stem.with_name(stem.name + "-byzantine-quality.png")
@@ -134,6 +134,7 @@ def plot_byzantine(result: dict[str, Any], stem: Path) -> list[str]:
 
     figure, axes = pyplot.subplots(figsize=(7, 4))
     horizon = list(range(0, result["rounds"] + 1))
+    styles = iter(["-", "--", ":", "-."] * 3)
     for name, run in runs.items():
         if not run["attackers"] or not run["defended"]:
             continue
@@ -142,11 +143,13 @@ def plot_byzantine(result: dict[str, Any], stem: Path) -> list[str]:
         axes.step(
             horizon,
             [sum(1 for b in blocked if b <= r) for r in horizon],
+            next(styles),
             where="post",
+            linewidth=2,
             label=f"{name} ({len(run['attackers'])} attackers, {wrong} honest blocked)",
         )
     axes.set_xlabel("round")
-    axes.set_ylabel("attackers blocked by every honest member of their group")
+    axes.set_ylabel("attackers blocked (by all honest peers)")
     axes.set_title("Attackers blocked over rounds")
     axes.legend(fontsize="small")
     figure.tight_layout()
