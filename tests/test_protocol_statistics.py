@@ -117,6 +117,18 @@ def test_changed_listens_are_sent_again_and_replace_the_old_statistics() -> None
     assert new == CoListeningStatistics(GROUP, payload).sha256
 
 
+def test_a_restarted_member_gets_its_peers_statistics_again() -> None:
+    world = _world(4)
+    simulator, restarted = world.simulator, world.actors[2]
+    simulator.run_until(lambda s: all(s.state(a).rounds_done >= 2 for a in world.actors), limit=100.0)
+    node = simulator.nodes[restarted]
+    node.state = replace(node.state, statistics={}, statistics_sent={})  # what a restart forgets
+    simulator.run_until(lambda s: all(s.state(a).rounds_done >= 4 for a in world.actors), limit=100.0)
+    assert sorted(simulator.state(restarted).statistics) == sorted(set(world.actors) - {restarted})
+    others = [simulator.state(a).counters["sent:statistics"] for a in world.actors if a != restarted]
+    assert others == [4, 4, 4]  # three peers once, and the restarted one again
+
+
 def test_statistics_from_strangers_other_groups_or_malformed_are_dropped() -> None:
     world = _world(1)
     world.simulator.run_until(lambda s: all(s.state(a).rounds_done >= 1 for a in world.actors), limit=100.0)

@@ -6,7 +6,10 @@ with its round update to every recipient that does not hold its current version 
 travel once per peer when it joins and again only when its listens change (the payload's SHA-256
 is its version). Each member keeps the latest statistics of every peer and sums its group's itself
 instead of trusting the owner with a sum: a malicious owner could otherwise redistribute anything,
-and the sum is cheap. The learner blends RP3beta over that sum into its evaluation.
+and the sum is cheap. The learner blends RP3beta over that sum into its evaluation. A node that
+restarts (its memory of who holds what is not checkpointed) sends its statistics to everyone again;
+a peer that receives a version it already held takes that as the restart it is and sends its own
+again too, so the restarted node ends with the whole group's.
 
 Pure functions over the node's state, like the rest of the core.
 """
@@ -81,8 +84,14 @@ def accept_statistics(
         return count(state, "dropped:unsupported"), []
     if learner.statistics_problem(statistics.data) is not None:
         return count(state, "dropped:malformed-statistics"), []
+    sent = state.statistics_sent
+    held = state.statistics.get(sender)
+    if held is not None and held.sha256 == statistics.sha256:
+        # A node sends one version to a peer once; the same version again means the sender lost
+        # its memory (a restart), and with it what it had received: ours goes again next round.
+        sent = {key: digest for key, digest in sent.items() if key != (membership.group.iri, sender)}
     kept = {**state.statistics, sender: statistics}
-    return count(replace(state, statistics=kept), "received:statistics"), []
+    return count(replace(state, statistics=kept, statistics_sent=sent), "received:statistics"), []
 
 
 def group_statistics(ctx: NodeContext, state: NodeState) -> list[bytes]:
