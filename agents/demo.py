@@ -234,7 +234,7 @@ def derive_blueprints(
     group_size: int | None = None,
     seed: int = 7,
 ) -> list[tuple[str, BlueprintChoices]]:
-    """``count`` distinct nodes cycling through the examples, with varied model sizes and learning rates.
+    """``count`` distinct nodes, one example per group, with varied model sizes and learning rates.
 
     Nodes are dealt round-robin over hosts (:func:`plan_demo`). Without ``group_size`` (a demo),
     node ``i`` seeks genre ``(i // hosts) % groups``: about two nodes per group, every group on more
@@ -246,9 +246,11 @@ def derive_blueprints(
         raise DemoError(f"group size must be at least 1, not {group_size}")
     derived = []
     for index in range(count):
-        example = examples[index % len(examples)]
-        name = f"{example.name}_{index:02d}" if count <= 100 else f"{example.name}_{index:03d}"
         group = index // hosts % groups if group_size is None else group_of(index, hosts, group_size)
+        # One example per group: members of a group share its architecture, since a knowledge-aware
+        # node also shares tag and entity tables, which an owner of another architecture refuses.
+        example = examples[group % len(examples)]
+        name = f"{example.name}_{index:02d}" if count <= 100 else f"{example.name}_{index:03d}"
         genre = GENRES[group % len(GENRES)] + (str(group // len(GENRES)) if group >= len(GENRES) else "")
         # Krum needs 2f + 3 updates (5 for f = 1); a demo group has two or three members, so a node
         # derived from a Krum example aggregates with the coordinate median, also Byzantine-robust.
