@@ -208,7 +208,8 @@ def test_two_loopback_hosts_end_with_the_same_summed_statistics(tmp_path: Path) 
         deadline = time.monotonic() + 90
         while not all(node.done for node in nodes.values()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        states = [node.state for node in sorted(nodes.values(), key=lambda node: node.actor)]
+        # In the order of the contexts (node0, node1), not of actor IRIs, whose ports are random.
+        states = [node.state for node in sorted(nodes.values(), key=lambda node: node.name)]
         fetched = [host.transport.stats.get("artifacts-fetched", 0) for host in (first_nodes, second_nodes)]
     finally:
         second.stop()
