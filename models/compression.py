@@ -26,6 +26,7 @@ hash order, and a content-addressed payload must serialise the same way every ti
 from __future__ import annotations
 
 import json
+import lzma
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ __all__ = [
     "encode",
     "decode",
     "updated_rows",
+    "is_xz",
+    "unxz",
     "full_copy_bytes",
 ]
 
@@ -353,3 +356,29 @@ def updated_rows(
 def full_copy_bytes(shapes: Mapping[str, torch.Size | tuple[int, ...]]) -> int:
     """Bytes of one full float32 copy of the given parameters: the baseline a delta is compared to."""
     return sum(4 * math.prod(shape) for shape in shapes.values())
+
+
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+def is_xz(data: bytes) -> bool:
+    return data[:6] == XZ_MAGIC
+
+
+def unxz(data: bytes, *, limit: int) -> bytes:
+    """The one xz stream ``data`` holds, refused (``ValueError``) past ``limit`` decoded bytes, so that
+    a small payload cannot expand into gigabytes, and refused with trailing bytes or a bad check."""
+    if not is_xz(data):
+        raise ValueError("not xz-compressed")
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    try:
+        out = decompressor.decompress(data, max_length=limit + 1)
+    except lzma.LZMAError as error:
+        raise ValueError(f"corrupt xz stream: {error}") from None
+    if len(out) > limit:
+        raise ValueError(f"decodes to more than {limit} bytes")
+    if not decompressor.eof:
+        raise ValueError("truncated xz stream")
+    if decompressor.unused_data:
+        raise ValueError("bytes after the xz stream")
+    return out

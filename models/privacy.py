@@ -28,6 +28,7 @@ from typing import Any
 
 from rdflib import RDF, Graph, Literal, URIRef
 
+from models.compression import is_xz, unxz
 from models.lightgcn import PRIVATE_PREFIXES
 from ontology import SPORE
 
@@ -53,6 +54,8 @@ _COMPACT_INTERACTION_TERMS = frozenset({"Listening", "ListenAction", "playCount"
 _CURIE_INTERACTION_TERMS = frozenset({"spore:Listening", "spore:playCount", "schema:ListenAction"})
 _ALL_INTERACTION_TERMS = INTERACTION_TERMS | _COMPACT_INTERACTION_TERMS | _CURIE_INTERACTION_TERMS
 _TYPE_KEYS = frozenset({"@type", "type"})
+# The largest compressed payload the scan decodes; statistics of a large catalogue stay far below.
+MAX_SCANNED_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,13 @@ class _Scanner:
             self.scan_graph(graph, f"{where} (Turtle)")
 
     def scan_bytes(self, data: bytes, where: str) -> None:
+        if is_xz(data):  # compressed payloads (co-listening statistics) are read as their receiver will
+            try:
+                data = unxz(data, limit=MAX_SCANNED_BYTES)
+            except ValueError as error:
+                self.add("opaque", f"xz payload that cannot be read: {error}", where)
+                return
+            where = f"{where} (xz)"
         header = _safetensors_header(data)
         if header is not None:
             for name, entry in header.items():

@@ -6,6 +6,7 @@ statistics exchange with its privacy check, and one tiny run of the benchmark's 
 
 from __future__ import annotations
 
+import lzma
 import sys
 from pathlib import Path
 
@@ -102,12 +103,42 @@ def test_statistics_round_trip_through_their_wire_format() -> None:
     assert len(data) < 12 * statistics.entries  # CSR with int16 columns and float16 values
 
 
+def test_quantised_statistics_are_within_half_a_quantum_and_smaller() -> None:
+    sigma = 0.005
+    statistics = noised(
+        co_listening(_random_edges(200, 120, seed=4), 200, 120), sigma, torch.Generator().manual_seed(0)
+    )
+    quantised = encode_statistics(statistics, quantum=sigma / 2)
+    decoded = decode_statistics(quantised, num_artists=120)
+    error = (_dense(decoded) - _dense(statistics)).abs().max().item()
+    assert 0 < error <= sigma / 4 + 1e-7  # rounding to the nearest multiple, nothing more
+    assert decoded.entries == statistics.entries
+    assert len(quantised) < 0.75 * len(encode_statistics(statistics))
+
+
+def test_statistics_bytes_are_xz_and_refuse_bombs_and_trailing_bytes() -> None:
+    from models.compression import is_xz, unxz
+
+    data = encode_statistics(co_listening(_random_edges(10, 12, seed=5), 10, 12))
+    assert is_xz(data)
+    with pytest.raises(ValueError, match="more than 100 bytes"):
+        unxz(lzma.compress(bytes(1000)), limit=100)
+    with pytest.raises(MalformedStatisticsError, match="after the xz stream"):
+        decode_statistics(data + b"\x00", num_artists=12)
+
+
+def _rewritten(data: bytes, old: bytes, new: bytes) -> bytes:
+    return lzma.compress(lzma.decompress(data).replace(old, new))
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
         lambda data: data[: len(data) // 2],
         lambda data: b"not statistics at all",
-        lambda data: data.replace(b"spore-colistening/1", b"spore-colistening/9"),
+        lambda data: _rewritten(data, b"spore-colistening/2", b"spore-colistening/9"),
+        lambda data: _rewritten(data, b"listeners", b"listenerz"),
+        lambda data: lzma.compress(lzma.decompress(data)[:-4]),
     ],
 )
 def test_malformed_statistics_are_refused(mangle) -> None:  # type: ignore[no-untyped-def]

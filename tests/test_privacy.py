@@ -4,6 +4,7 @@ JSON, JSON-LD (also compacted), Turtle, safetensors headers and Python objects; 
 from __future__ import annotations
 
 import json
+import lzma
 
 import pytest
 import torch
@@ -162,6 +163,10 @@ def test_co_listening_statistics_and_their_activity_pass_and_a_leaky_header_does
     for blob in (wire.activity, *(artifact for _, artifact in wire.artifacts)):
         check_outgoing(blob, [ALICE])
     assert ("listener", ALICE) in kinds(save_safetensors({"values": torch.zeros(1)}, metadata={"by": ALICE}))
+    # Compression hides nothing from the check: it reads xz payloads as their receivers will.
+    leaky = save_safetensors({"values": torch.zeros(1)}, metadata={"by": ALICE})
+    assert ("listener", ALICE) in kinds(lzma.compress(leaky))
+    assert "opaque" in {kind for kind, _ in kinds(lzma.compress(leaky)[:-8])}
 
 
 def test_the_privacy_check_expands_json_ld_without_the_federation_layer() -> None:
