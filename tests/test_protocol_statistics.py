@@ -19,6 +19,7 @@ from agents.protocol.core import Envelope, step
 from agents.protocol.learning import shared_part
 from agents.protocol.messages import (
     PUBLIC,
+    AcceptStatistics,
     Announce,
     CoListeningStatistics,
     GroupInfo,
@@ -69,6 +70,19 @@ def test_statistics_activity_round_trips_as_json_ld_with_its_artifact() -> None:
     assert isinstance(parsed, Announce) and parsed.group.statistics_noise == 0.01
     with pytest.raises(MessageError, match="noise"):
         replace(group, statistics_noise=-1.0)
+    ack = AcceptStatistics(
+        id=f"{B}/activities/accept-statistics-2",
+        actor=B,
+        to=(A,),
+        share=message.id,
+        group=GROUP,
+        sha256=message.statistics.sha256,
+    )
+    activity, artifacts = to_activity(ack)
+    assert activity["type"] == "Accept" and not artifacts
+    assert from_jsonld(json.loads(json.dumps(activity)), {}) == ack
+    with pytest.raises(MessageError, match="sha256"):
+        replace(ack, sha256="short")
 
 
 def test_members_send_once_per_peer_and_sum_the_same_graph() -> None:
@@ -81,6 +95,7 @@ def test_members_send_once_per_peer_and_sum_the_same_graph() -> None:
     # Three rounds, but each node's statistics went to each of its three peers once.
     assert [state.counters.get("sent:statistics") for state in states] == [3, 3, 3, 3]
     assert [state.counters.get("received:statistics") for state in states] == [3, 3, 3, 3]
+    assert [state.counters.get("received:statistics-ack") for state in states] == [3, 3, 3, 3]
     shared = [p for _, p in payloads if b"spore:CoListeningStatistics" in p.activity]
     assert len(shared) == 4 * 3
     digests = [sorted(s.statistics) for s in states]
@@ -122,11 +137,31 @@ def test_a_restarted_member_gets_its_peers_statistics_again() -> None:
     simulator, restarted = world.simulator, world.actors[2]
     simulator.run_until(lambda s: all(s.state(a).rounds_done >= 2 for a in world.actors), limit=100.0)
     node = simulator.nodes[restarted]
-    node.state = replace(node.state, statistics={}, statistics_sent={})  # what a restart forgets
+    node.state = replace(
+        node.state, statistics={}, statistics_sent={}, statistics_acked={}
+    )  # what a restart forgets
     simulator.run_until(lambda s: all(s.state(a).rounds_done >= 4 for a in world.actors), limit=100.0)
     assert sorted(simulator.state(restarted).statistics) == sorted(set(world.actors) - {restarted})
     others = [simulator.state(a).counters["sent:statistics"] for a in world.actors if a != restarted]
     assert others == [4, 4, 4]  # three peers once, and the restarted one again
+
+
+def test_statistics_lost_on_the_way_are_sent_again_until_acknowledged() -> None:
+    world = _world(6)
+    simulator = world.simulator
+    sender, receiver = world.actors[1], world.actors[2]
+    simulator.set_link(sender, receiver, loss=1.0)  # everything from sender to receiver is lost
+    simulator.run_until(lambda s: all(s.state(a).rounds_done >= 1 for a in world.actors), limit=100.0)
+    assert sender not in simulator.state(receiver).statistics
+    simulator.set_link(sender, receiver, loss=0.0)
+    simulator.run_until(lambda s: all(s.state(a).rounds_done >= 5 for a in world.actors), limit=100.0)
+    held = simulator.state(receiver).statistics[sender]
+    assert held.sha256 == simulator.state(world.actors[0]).statistics[sender].sha256
+    # Once to each of three peers, once more to the one that lost it; then acknowledged by all.
+    assert simulator.state(sender).counters["sent:statistics"] == 4
+    assert {peer for (_, peer), digest in simulator.state(sender).statistics_acked.items()} == set(
+        world.actors
+    ) - {sender}
 
 
 def test_statistics_from_strangers_other_groups_or_malformed_are_dropped() -> None:
@@ -144,6 +179,10 @@ def test_statistics_from_strangers_other_groups_or_malformed_are_dropped() -> No
         )
         after, outbox = step(ctx, state, [Envelope(sender, message)], 0.0)
         assert not [m for m in outbox if isinstance(m, ShareStatistics)]
+        acks = [m for m in outbox if isinstance(m, AcceptStatistics)]
+        assert len(acks) == after.counters.get("received:statistics", 0) - state.counters.get(
+            "received:statistics", 0
+        )
         return {k: after.counters.get(k, 0) - state.counters.get(k, 0) for k in after.counters}
 
     stranger = "https://elsewhere.example/nodes/x"

@@ -21,6 +21,7 @@ from agents.protocol.learning import shared_part
 from agents.protocol.messages import (
     PUBLIC,
     Accept,
+    AcceptStatistics,
     Add,
     Announce,
     Block,
@@ -37,7 +38,7 @@ from agents.protocol.messages import (
 )
 from agents.protocol.rounds import accept_update, finish_round_if_due, publish, start_round
 from agents.protocol.state import Membership, NodeState, Phase, count
-from agents.protocol.statistics import accept_statistics
+from agents.protocol.statistics import accept_statistics, acknowledged
 
 __all__ = ["Envelope", "Handler", "HandlerRegistry", "default_handlers", "leave", "step"]
 
@@ -212,6 +213,7 @@ def default_handlers() -> HandlerRegistry:
     registry.on(Remove)(_on_remove)
     registry.on(Create)(_on_create)
     registry.on(ShareStatistics)(_on_statistics)
+    registry.on(AcceptStatistics)(_on_statistics_ack)
     registry.on(Flag)(_on_defederation)
     registry.on(Block)(_on_defederation)
     registry.on(Undo)(_on_defederation)
@@ -386,7 +388,12 @@ def _on_create(ctx: NodeContext, state: NodeState, message: Message, now: float)
 
 def _on_statistics(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
     assert isinstance(message, ShareStatistics)
-    return accept_statistics(ctx, state, message.actor, message.statistics)
+    return accept_statistics(ctx, state, message.actor, message)
+
+
+def _on_statistics_ack(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
+    assert isinstance(message, AcceptStatistics)
+    return acknowledged(state, message.actor, message)
 
 
 def _on_defederation(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:

@@ -48,6 +48,7 @@ __all__ = [
     "Remove",
     "Schedule",
     "ShareStatistics",
+    "AcceptStatistics",
     "Undo",
     "freeze_parameters",
     "parameters_digest",
@@ -405,10 +406,38 @@ class CoListeningStatistics:
 @dataclass(frozen=True, kw_only=True)
 class ShareStatistics(Message):
     """A member publishes its co-listening statistics to its group (AS ``Create`` of a
-    ``spore:CoListeningStatistics``): once to each peer, and again whenever they change."""
+    ``spore:CoListeningStatistics``): once to each peer, and again whenever they change.
+
+    ``holds`` lists the digests of the peers' statistics the sender holds: a peer whose current
+    statistics the sender once acknowledged but no longer holds (it restarted) sends them again.
+    """
 
     activity_type: ClassVar[str] = "Create"
     statistics: CoListeningStatistics
+    holds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not all(isinstance(digest, str) and len(digest) == 64 for digest in self.holds):
+            raise MessageError("held statistics must be named by their sha256")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceptStatistics(Message):
+    """A member acknowledges statistics it holds (AS ``Accept`` of the ``ShareStatistics``), so
+    that their sender stops re-sending them; statistics nobody acknowledged go again."""
+
+    activity_type: ClassVar[str] = "Accept"
+    share: str  # the ShareStatistics activity accepted
+    group: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_iri(self.share, "accepted statistics activity")
+        _require_iri(self.group, "statistics group")
+        if not (isinstance(self.sha256, str) and len(self.sha256) == 64):
+            raise MessageError("accepted statistics must name their sha256")
 
 
 # Defederation (docs/spore-protocol.md section 8; reasoning/defederation.py decides when) ----------

@@ -101,10 +101,12 @@ class NodeState:
     # the injected defence's own memory (reasoning.defederation.Ledger), opaque to the core.
     blocked: frozenset[str] = frozenset()
     defence: Any = None
-    # Co-listening statistics (agents/protocol/statistics.py): the latest each peer sent, and the
-    # digest of our own that each (group, peer) already holds, so that they travel once per change.
+    # Co-listening statistics (agents/protocol/statistics.py): the latest each peer sent; the digest
+    # of our own sent to each (group, peer) with the round it went at; and the digest each (group,
+    # peer) acknowledged, so that they travel once per change and again only when unacknowledged.
     statistics: Mapping[str, CoListeningStatistics] = field(default_factory=dict)
-    statistics_sent: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    statistics_sent: Mapping[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    statistics_acked: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def next_id(self, kind: str) -> tuple[NodeState, str]:
         """A fresh activity id under this actor; ids are never reused, even across rounds."""

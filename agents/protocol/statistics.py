@@ -6,10 +6,13 @@ with its round update to every recipient that does not hold its current version 
 travel once per peer when it joins and again only when its listens change (the payload's SHA-256
 is its version). Each member keeps the latest statistics of every peer and sums its group's itself
 instead of trusting the owner with a sum: a malicious owner could otherwise redistribute anything,
-and the sum is cheap. The learner blends RP3beta over that sum into its evaluation. A node that
-restarts (its memory of who holds what is not checkpointed) sends its statistics to everyone again;
-a peer that receives a version it already held takes that as the restart it is and sends its own
-again too, so the restarted node ends with the whole group's.
+and the sum is cheap. The learner blends RP3beta over that sum into its evaluation.
+
+Receivers acknowledge what they keep (``AcceptStatistics``). A copy still unacknowledged
+``RESEND_AFTER`` rounds after it went goes again, so a lost message (or a lost acknowledgement)
+costs a delay, not the peer's statistics for good. A node that restarts forgets who holds what and
+what it received: it sends its own to everyone again, listing the digests it holds (none), and a
+peer whose acknowledged statistics are missing from that list sends them again too.
 
 Pure functions over the node's state, like the rest of the core.
 """
@@ -20,12 +23,14 @@ from dataclasses import replace
 
 from agents.protocol.context import NodeContext
 from agents.protocol.learning import StatisticsLearner, Weights
-from agents.protocol.messages import CoListeningStatistics, Message, ShareStatistics
+from agents.protocol.messages import AcceptStatistics, CoListeningStatistics, Message, ShareStatistics
 from agents.protocol.state import Membership, NodeState, count
 
 __all__ = [
     "DEFAULT_NOISE",
+    "RESEND_AFTER",
     "accept_statistics",
+    "acknowledged",
     "evaluate",
     "group_statistics",
     "own_statistics",
@@ -37,6 +42,9 @@ Step = tuple[NodeState, list[Message]]
 # The noise served groups ask for: a tenth of a typical listener's entry (1/|r_u|, about 1/50 on
 # Last.fm), the value the quality benchmark measures with (docs/spore-protocol.md section 11).
 DEFAULT_NOISE = 0.005
+# Rounds an unacknowledged copy waits before it goes again: the acknowledgement of a copy sent with
+# a round's update normally arrives within that round, so one round of slack avoids double sends.
+RESEND_AFTER = 2
 
 
 def own_statistics(
@@ -61,19 +69,29 @@ def share_statistics(
     if mine is None:
         return state, []
     group = membership.group.iri
-    due = tuple(peer for peer in recipients if state.statistics_sent.get((group, peer)) != mine.sha256)
+    due = tuple(peer for peer in recipients if _due(state, (group, peer), mine.sha256))
     if not due:
         return state, []
-    sent = {**state.statistics_sent, **{(group, peer): mine.sha256 for peer in due}}
+    went = (mine.sha256, state.rounds_done)
+    sent = {**state.statistics_sent, **{(group, peer): went for peer in due}}
     state, activity_id = state.next_id("statistics")
-    message = ShareStatistics(id=activity_id, actor=state.actor, to=due, statistics=mine)
+    holds = tuple(sorted(held.sha256 for held in state.statistics.values() if held.group == group))
+    message = ShareStatistics(id=activity_id, actor=state.actor, to=due, statistics=mine, holds=holds)
     return count(replace(state, statistics_sent=sent), "sent:statistics", len(due)), [message]
 
 
-def accept_statistics(
-    ctx: NodeContext, state: NodeState, sender: str, statistics: CoListeningStatistics
-) -> Step:
-    """Keep a group member's statistics (its latest replaces any earlier), or count why not."""
+def _due(state: NodeState, key: tuple[str, str], digest: str) -> bool:
+    """Whether the (group, peer) ``key`` should get our statistics ``digest`` now."""
+    if state.statistics_acked.get(key) == digest:
+        return False
+    sent = state.statistics_sent.get(key)
+    return sent is None or sent[0] != digest or state.rounds_done - sent[1] >= RESEND_AFTER
+
+
+def accept_statistics(ctx: NodeContext, state: NodeState, sender: str, share: ShareStatistics) -> Step:
+    """Keep a group member's statistics (its latest replaces any earlier) and acknowledge them, or
+    count why not."""
+    statistics = share.statistics
     membership = state.membership
     if membership is None or statistics.group != membership.group.iri:
         return count(state, "dropped:not-my-group"), []
@@ -84,14 +102,36 @@ def accept_statistics(
         return count(state, "dropped:unsupported"), []
     if learner.statistics_problem(statistics.data) is not None:
         return count(state, "dropped:malformed-statistics"), []
-    sent = state.statistics_sent
-    held = state.statistics.get(sender)
-    if held is not None and held.sha256 == statistics.sha256:
-        # A node sends one version to a peer once; the same version again means the sender lost
-        # its memory (a restart), and with it what it had received: ours goes again next round.
-        sent = {key: digest for key, digest in sent.items() if key != (membership.group.iri, sender)}
+    key = (membership.group.iri, sender)
+    sent, acked = state.statistics_sent, state.statistics_acked
+    if key in acked:
+        mine = own_statistics(ctx, state, membership)
+        if mine is not None and acked[key] == mine.sha256 and mine.sha256 not in share.holds:
+            # The sender acknowledged ours once and holds it no longer: it restarted. Ours goes
+            # again with the next round's update.
+            sent = {k: v for k, v in sent.items() if k != key}
+            acked = {k: v for k, v in acked.items() if k != key}
     kept = {**state.statistics, sender: statistics}
-    return count(replace(state, statistics=kept, statistics_sent=sent), "received:statistics"), []
+    state = replace(state, statistics=kept, statistics_sent=sent, statistics_acked=acked)
+    state, activity_id = state.next_id("accept-statistics")
+    ack = AcceptStatistics(
+        id=activity_id,
+        actor=state.actor,
+        to=(sender,),
+        share=share.id,
+        group=statistics.group,
+        sha256=statistics.sha256,
+    )
+    return count(state, "received:statistics"), [ack]
+
+
+def acknowledged(state: NodeState, sender: str, ack: AcceptStatistics) -> Step:
+    """Remember which version of our statistics a group member holds."""
+    membership = state.membership
+    if membership is None or ack.group != membership.group.iri or sender not in membership.members:
+        return count(state, "dropped:not-a-member"), []
+    acked = {**state.statistics_acked, (ack.group, sender): ack.sha256}
+    return count(replace(state, statistics_acked=acked), "received:statistics-ack"), []
 
 
 def group_statistics(ctx: NodeContext, state: NodeState) -> list[bytes]:

@@ -23,6 +23,7 @@ from safetensors.torch import save as save_safetensors
 
 from agents.protocol.messages import (
     Accept,
+    AcceptStatistics,
     Add,
     Announce,
     Block,
@@ -277,7 +278,10 @@ def to_activity(message: Message) -> tuple[dict[str, Any], dict[str, bytes]]:
         artifacts[message.update.sha256] = _artifact(message.update)
     elif isinstance(message, ShareStatistics):
         activity["object"] = _statistics_json(message.statistics, message.actor)
+        activity["spore:holds"] = list(message.holds)
         artifacts[message.statistics.sha256] = message.statistics.data
+    elif isinstance(message, AcceptStatistics):
+        activity.update(object=message.share, target=message.group, **{"spore:sha256": message.sha256})
     elif isinstance(message, Flag):
         activity.update(
             object=message.accused,
@@ -335,6 +339,13 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
                 shared_shapes=_shapes_from(blueprint["spore:sharedShapes"]),
             )
             return Join(**common, group=_iri(activity["object"]), blueprint=summary)
+        case "Accept" if "spore:sha256" in activity:
+            return AcceptStatistics(
+                **common,
+                share=_iri(activity["object"]),
+                group=_iri(activity["target"]),
+                sha256=activity["spore:sha256"],
+            )
         case "Accept":
             result = activity.get("result")
             return Accept(
@@ -361,7 +372,11 @@ def _parse(activity: Any, artifacts: Mapping[str, bytes]) -> Message:
                 reason=str(activity.get("summary", "")),
             )
         case "Create" if _is_statistics(activity["object"]):
-            return ShareStatistics(**common, statistics=_statistics_from(activity["object"], artifacts))
+            return ShareStatistics(
+                **common,
+                statistics=_statistics_from(activity["object"], artifacts),
+                holds=tuple(activity.get("spore:holds", ())),
+            )
         case "Create":
             return Create(**common, update=_update_from(activity["object"], artifacts))
         case "Flag":
