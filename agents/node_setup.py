@@ -3,8 +3,9 @@
 A host that serves several blueprints, alongside peer hosts serving others, must agree with them on
 two things without a coordinator: which node founds the group of each hashtag, and which listeners
 each node holds. Both are decided from the same list every host can see, the nodes of this host and
-of its peers' ``/status`` (:func:`assign_roles`): the node with the smallest actor IRI among those
-whose first sought hashtag is ``#h`` founds ``#h``'s group, and listeners are dealt round-robin in
+of its peers' ``/status`` (:func:`assign_roles`): among the nodes whose first sought hashtag is ``#h``,
+the one that ranks highest for ``#h`` (``agents.protocol.groups.founder_of``, rendezvous hashing, so
+founders spread over hosts) founds ``#h``'s group, and listeners are dealt round-robin in
 listener order to the nodes sorted by actor IRI (``knowledge.music.rdf.select_listeners``), so
 every listener lands on exactly one node when every host sees every peer.
 
@@ -27,8 +28,9 @@ from agents.node import FungusNode, founded_group, node_state
 from agents.node_blueprint import Blueprint, BlueprintError, read_blueprint
 from agents.protocol.context import NodeContext
 from agents.protocol.defence import LedgerDefence
+from agents.protocol.groups import founder_of
 from agents.protocol.learning import shared_part
-from agents.protocol.messages import shapes_of
+from agents.protocol.messages import GroupInfo, shapes_of
 from agents.protocol.recommender import LightGCNLearner
 from agents.protocol.statistics import DEFAULT_NOISE as STATISTICS_NOISE
 from knowledge.graphs import GraphKind, NodeGraphs
@@ -75,12 +77,11 @@ def assign_roles(known: Mapping[str, tuple[str, ...]]) -> dict[str, NodeRoles]:
     an owner trains with the group it owns, so founding a second group would leave it without one.
     """
     actors = sorted(known)
-    founders: dict[str, str] = {}
+    candidates: dict[str, list[str]] = {}
     for actor in actors:
-        seeks = known[actor]
-        if seeks and seeks[0] not in founders:
-            founders[seeks[0]] = actor
-    founded = {actor: tag for tag, actor in founders.items()}
+        if known[actor]:
+            candidates.setdefault(known[actor][0], []).append(actor)
+    founded = {founder_of(tag, among): tag for tag, among in candidates.items()}
     return {
         actor: NodeRoles(founds=founded.get(actor), shard=(index, len(actors)))
         for index, actor in enumerate(actors)
@@ -101,6 +102,12 @@ class RoundTiming:
     @property
     def announce_interval(self) -> float:
         return max(2.0, self.round_seconds)
+
+    @property
+    def found_after(self) -> float:
+        """How long a node stays in no group before founding its own: two round timeouts plus a
+        join timeout, time enough to hear a re-announcement and to be answered by a slow owner."""
+        return 2 * self.round_timeout + 10.0
 
 
 class CatalogueQuads:
@@ -186,18 +193,19 @@ def build_node(
         side=SideInformation.of(split.train) if knowledge else None,
     )
     weights = learner.initial_weights(seed)
-    founds = []
-    if roles.founds is not None:
-        founds.append(
-            founded_group(
-                actor,
-                roles.founds,
-                shapes_of(shared_part(weights)),
-                aggregation_rule=blueprint.aggregation_rule,
-                round_timeout=timing.round_timeout,
-                statistics_noise=STATISTICS_NOISE,  # members share co-listening statistics (itemgraph)
-            )
+    shapes = shapes_of(shared_part(weights))
+
+    def founding(hashtag: str) -> GroupInfo:
+        return founded_group(
+            actor,
+            hashtag,
+            shapes,
+            aggregation_rule=blueprint.aggregation_rule,
+            round_timeout=timing.round_timeout,
+            statistics_noise=STATISTICS_NOISE,  # members share co-listening statistics (itemgraph)
         )
+
+    founds = [founding(roles.founds)] if roles.founds is not None else []
     state = node_state(
         actor,
         seed=seed,
@@ -213,6 +221,8 @@ def build_node(
         max_rounds=timing.max_rounds,
         announce_interval=timing.announce_interval,
         defence=LedgerDefence(blueprint.defederation),
+        founding=founding,  # in no group for found_after seconds: found one (agents/protocol/groups.py)
+        found_after=timing.found_after,
     )
     torch.set_num_threads(1)
     graphs = NodeGraphs(NamedNode(actor), store)

@@ -14,7 +14,7 @@ from typing import Protocol
 from torch import Tensor
 
 from agents.protocol.learning import Learner, RuleResolver, is_shared, resolve_rule
-from agents.protocol.messages import BlueprintSummary, Join, Message, ModelUpdate
+from agents.protocol.messages import BlueprintSummary, GroupInfo, Join, Message, ModelUpdate
 from agents.protocol.state import NodeState, OwnedGroup
 
 __all__ = ["AdmissionPolicy", "Defence", "NodeContext", "admission_policy"]
@@ -83,7 +83,8 @@ class NodeContext:
     ``max_rounds`` stops training when the group's round number reaches it (rounds 0 .. max-1).
     ``evict_after`` is how many rounds an owner waits for a silent member before removing it
     (times (n-1)/fanout under gossip). ``announce_interval`` re-announces owned groups so that nodes
-    that boot late find them (None: announce once).
+    that boot late find them (None: announce once). ``founding`` and ``found_after``: see
+    :mod:`agents.protocol.groups` (the fallback when no group takes the node).
     """
 
     learner: Learner
@@ -96,3 +97,7 @@ class NodeContext:
     announce_interval: float | None = None
     evaluate: bool = True
     defence: Defence | None = None
+    # The group this node would found for a hashtag, when it has been in no group for
+    # ``found_after`` seconds (agents/protocol/groups.py); None: it never founds one on its own.
+    founding: Callable[[str], GroupInfo] | None = None
+    found_after: float = 30.0

@@ -17,6 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from agents.protocol.context import NodeContext
+from agents.protocol.groups import (
+    dissolve_duplicates,
+    founding_due,
+    on_announce,
+    on_join_elsewhere,
+    on_leave_of_owner,
+    seek,
+)
 from agents.protocol.learning import shared_part
 from agents.protocol.messages import (
     PUBLIC,
@@ -94,8 +102,11 @@ def step(
         outbox.extend(sent)
     state, sent = _timers(ctx, state, now)
     outbox.extend(sent)
-    state, sent = _seek(state, now, ctx)
+    state, sent = seek(ctx, state, now)
     outbox.extend(sent)
+    if state.owned and state.announced_at is None:  # a group founded just now (groups.seek)
+        state, sent = _announce(state, now)
+        outbox.extend(sent)
     return replace(state, wakeup_at=_next_wakeup(ctx, state)), outbox
 
 
@@ -157,22 +168,6 @@ def _announce(state: NodeState, now: float) -> Step:
     return replace(state, announced_at=now), outbox
 
 
-def _seek(state: NodeState, now: float, ctx: NodeContext) -> Step:
-    """A node without a group asks the owner of the first known group it seeks (by hashtag)."""
-    if state.membership is not None or state.pending_join is not None:
-        return state, []
-    for hashtag in state.seeks:
-        group = state.known_groups.get(hashtag)
-        if group is None or group.iri in state.rejected:
-            continue
-        state, activity_id = state.next_id("join")
-        join = Join(
-            id=activity_id, actor=state.actor, to=(group.owner,), group=group.iri, blueprint=state.blueprint
-        )
-        return count(replace(state, pending_join=(group.iri, activity_id, now)), "sent:join"), [join]
-    return state, []
-
-
 def _next_wakeup(ctx: NodeContext, state: NodeState) -> float | None:
     times: list[float] = []
     if state.membership is not None and state.membership.deadline is not None:
@@ -181,6 +176,8 @@ def _next_wakeup(ctx: NodeContext, state: NodeState) -> float | None:
         times.append(state.pending_join[2] + ctx.join_timeout)
     if state.owned and ctx.announce_interval is not None and state.announced_at is not None:
         times.append(state.announced_at + ctx.announce_interval)
+    if state.membership is None and not state.owned and (due := founding_due(ctx, state)) is not None:
+        times.append(due)
     return min(times) if times else None
 
 
@@ -204,7 +201,7 @@ def leave(state: NodeState, now: float) -> Step:
 def default_handlers() -> HandlerRegistry:
     """A fresh registry with the protocol's handlers; callers may add handlers for new subclasses."""
     registry = HandlerRegistry()
-    registry.on(Announce)(_on_announce)
+    registry.on(Announce)(on_announce)
     registry.on(Join)(_on_join)
     registry.on(Accept)(_on_accept)
     registry.on(Reject)(_on_reject)
@@ -225,19 +222,11 @@ def _on_other(ctx: NodeContext, state: NodeState, message: Message, now: float) 
     return count(state, "dropped:unsupported"), []
 
 
-def _on_announce(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
-    assert isinstance(message, Announce)
-    group = message.group
-    if group.hashtag not in state.seeks or state.known_groups.get(group.hashtag) == group:
-        return state, []
-    return replace(state, known_groups={**state.known_groups, group.hashtag: group}), []
-
-
 def _on_join(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
     assert isinstance(message, Join)
     owned = state.owned.get(message.group)
     if owned is None:
-        return count(state, "dropped:unknown-group"), []
+        return on_join_elsewhere(state, message)
     reason = ctx.admission(owned, message)
     if reason is not None:
         state, activity_id = state.next_id("reject")
@@ -295,6 +284,7 @@ def _on_accept(ctx: NodeContext, state: NodeState, message: Message, now: float)
         if message.model.shapes != state.blueprint.shared_shapes:
             return count(replace(state, pending_join=None), "dropped:shape-mismatch"), []
         weights.update(message.model.parameters)
+    state, dissolved = dissolve_duplicates(state, message.group)  # an owner that moved to a better group
     members = (set(message.members) - state.blocked) | {state.actor}
     for member, added in state.early_roster:
         if added:
@@ -316,7 +306,7 @@ def _on_accept(ctx: NodeContext, state: NodeState, message: Message, now: float)
         membership=membership,
         known_groups={**state.known_groups, message.group.hashtag: message.group},
     )
-    return start_round(ctx, count(state, "joined"), now), []
+    return start_round(ctx, count(state, "joined"), now), dissolved
 
 
 def _on_reject(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
@@ -329,6 +319,9 @@ def _on_reject(ctx: NodeContext, state: NodeState, message: Message, now: float)
 
 def _on_leave(ctx: NodeContext, state: NodeState, message: Message, now: float) -> Step:
     assert isinstance(message, Leave)
+    dissolved = on_leave_of_owner(state, message)
+    if dissolved is not None:
+        return dissolved, []
     owned = state.owned.get(message.group)
     if owned is not None:
         members = owned.members - {message.actor}

@@ -89,6 +89,8 @@ class NodeState:
     # Add/Remove from the owner that overtook our Accept: (member, added), applied when it arrives.
     early_roster: tuple[tuple[str, bool], ...] = ()
     rejected: frozenset[str] = frozenset()  # groups that refused us; not asked again
+    # Since when the node has been in no group (None while in one); it founds its own after a while.
+    groupless_since: float | None = None
     wakeup_at: float | None = None
     announced_at: float | None = None  # when this node last announced the groups it owns
     sequence: int = 0  # for activity ids
