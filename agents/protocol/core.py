@@ -107,7 +107,7 @@ def step(
     if state.owned and state.announced_at is None:  # a group founded just now (groups.seek)
         state, sent = _announce(state, now)
         outbox.extend(sent)
-    return replace(state, wakeup_at=_next_wakeup(ctx, state)), outbox
+    return replace(state, wakeup_at=_next_wakeup(ctx, state, now)), outbox
 
 
 def _deliver(
@@ -168,7 +168,10 @@ def _announce(state: NodeState, now: float) -> Step:
     return replace(state, announced_at=now), outbox
 
 
-def _next_wakeup(ctx: NodeContext, state: NodeState) -> float | None:
+def _next_wakeup(ctx: NodeContext, state: NodeState, now: float) -> float | None:
+    """The earliest timer still ahead. A step handles every timer that is due, so one at or before
+    ``now`` that is still set cannot act yet (a founding that waits on a pending join): waking for
+    it again at the same instant would loop without end."""
     times: list[float] = []
     if state.membership is not None and state.membership.deadline is not None:
         times.append(state.membership.deadline)
@@ -178,7 +181,8 @@ def _next_wakeup(ctx: NodeContext, state: NodeState) -> float | None:
         times.append(state.announced_at + ctx.announce_interval)
     if state.membership is None and not state.owned and (due := founding_due(ctx, state)) is not None:
         times.append(due)
-    return min(times) if times else None
+    ahead = [time for time in times if time > now]
+    return min(ahead) if ahead else None
 
 
 def leave(state: NodeState, now: float) -> Step:

@@ -16,8 +16,9 @@ announced groups), so nodes that have heard the same announcements agree without
   that group and join the preferred one. If the preferred group refuses, both stay (they cannot
   merge) and it is not asked again.
 * **Fallback.** A node in no group for ``ctx.found_after`` seconds (refused everywhere, or no owner
-  reachable) founds its own group for its first sought hashtag (``ctx.founding``); if another group
-  for that hashtag turns up later, the duplicate rule merges them.
+  reachable, even with a join still pending) founds its own group for its first sought hashtag
+  (``ctx.founding``); if another group for that hashtag turns up later, the duplicate rule merges
+  them.
 """
 
 from __future__ import annotations
@@ -163,11 +164,18 @@ def founding_due(ctx: NodeContext, state: NodeState) -> float | None:
 
 def seek(ctx: NodeContext, state: NodeState, now: float) -> Step:
     """A node in no group asks the owner of its preferred group for the first sought hashtag that
-    has one it was not refused by; after ``ctx.found_after`` seconds without a group it founds one."""
+    has one it was not refused by; after ``ctx.found_after`` seconds without a group it founds one,
+    whether or not a join is still pending."""
     if state.membership is not None or state.owned:
         return (replace(state, groupless_since=None) if state.groupless_since is not None else state), []
     if state.groupless_since is None:
         state = replace(state, groupless_since=now)
+    due = founding_due(ctx, state)
+    if due is not None and now >= due:
+        # Groupless for long enough, though a group is known: its owner is unreachable (hosts that
+        # cannot see each other) or keeps us waiting. Found our own; if the other group turns up,
+        # the duplicate rule merges the two.
+        return found_if_stranded(ctx, replace(state, pending_join=None), now)
     if state.pending_join is not None:
         return state, []
     for hashtag in state.seeks:
