@@ -29,7 +29,6 @@ import dataclasses
 import datetime
 import hashlib
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 import queries
+from agents.claims import ClaimReader, claim_from_results
 from agents.node import FungusNode
 from agents.protocol.learning import shared_part
 from agents.protocol.messages import Announce, GroupInfo, Message, MessageError, shapes_of
@@ -90,40 +90,6 @@ def why_not_reasoning(node: FungusNode) -> str | None:
     if not node.graphs.store.query(_HAS_POLICY, bindings={"node": node.graphs.node}, default_graph=blueprint):
         return "its blueprint has no spore:policy with a spore:switchMargin"
     return None
-
-
-def _term(cell: Mapping[str, Any] | None) -> str | None:
-    value = cell.get("value") if isinstance(cell, Mapping) else None
-    return value if isinstance(value, str) else None
-
-
-def claim_from_results(results: Mapping[str, Any], group: GroupInfo) -> Claim | None:
-    """The claim in a SPARQL JSON answer to ``queries/group-claim.rq``; None when there is none."""
-    rows = results.get("results", {}).get("bindings", []) if isinstance(results.get("results"), dict) else []
-    if not rows or not isinstance(rows[0], Mapping):
-        return None
-    row = rows[0]
-    value, snapshot, sha256, download = (
-        _term(row.get(k)) for k in ("value", "snapshot", "sha256", "download")
-    )
-    if value is None or snapshot is None or sha256 is None or download is None:
-        return None
-    try:
-        figure = float(value)
-    except ValueError:
-        return None
-    if not math.isfinite(figure):
-        return None
-    return Claim(
-        figure,
-        group.iri,
-        group.owner,
-        snapshot,
-        hashtag=group.hashtag,
-        sha256=sha256.lower(),
-        download=download,
-        blueprint=_term(row.get("blueprint")),
-    )
 
 
 def _rdf(cell: Mapping[str, Any], blanks: dict[str, BNode]) -> Node | None:
@@ -199,6 +165,8 @@ class ServedThinking:
         self.settings = settings or ThinkingSettings()
         self.reasoners: dict[str, Reasoner] = {}
         self._described: dict[str, set[str]] = {}  # actor -> groups described in its peers graph
+        # One read of a group's claim serves every node of the host for a while (agents/claims.py).
+        self.claims = ClaimReader(self._read_claim, fresh_for=self.settings.claim_seconds)
 
     def add(self, node: FungusNode) -> None:
         why = why_not_reasoning(node) if self.host.options.reasoning else "the host runs with reasoning off"
@@ -240,6 +208,9 @@ class ServedThinking:
         return await self.host.runtime.client.get_json(url, accept=SPARQL_JSON)
 
     async def _claim(self, group: GroupInfo) -> Claim | None:
+        return await self.claims.read(group)
+
+    async def _read_claim(self, group: GroupInfo) -> Claim | None:
         try:
             results = await self._sparql(
                 f"{group.owner}/sparql",
@@ -263,12 +234,14 @@ class ServedThinking:
             )
         except FetchError as error:  # e.g. the owner merged another round meanwhile: check next round
             log.info("node %s: snapshot of %s not fetched: %s", node.name, claim.hashtag, error)
+            self.claims.forget(claim)
             return None
         if (
             hashlib.sha256(blob).hexdigest() != claim.sha256
             or str(snapshot_iri(claim.sha256)) != claim.snapshot
         ):
             log.warning("node %s: snapshot of %s does not match its claim", node.name, claim.hashtag)
+            self.claims.forget(claim)
             transport.count("snapshots-mismatched")
             return None
         try:
@@ -332,8 +305,13 @@ class ServedThinking:
         claims = [claim for claim in await asyncio.gather(*map(self._claim, others)) if claim is not None]
         merged = dict(record.metrics).get(RECALL)
         candidates: dict[str, Candidate] = {}
+        by_iri = {info.iri: info for info in others}
         for claim in tempting(claims, merged, self.settings.candidates) if merged is not None else []:
             candidate = await self._candidate(node, claim)
+            fresh = await self._claim(by_iri[claim.group]) if candidate is None else None
+            if fresh is not None and fresh.snapshot != claim.snapshot:  # the shared read was stale
+                claims = [fresh if c is claim else c for c in claims]
+                claim, candidate = fresh, await self._candidate(node, fresh)
             if candidate is not None:
                 candidates[claim.snapshot] = candidate
         learner = node.ctx.learner

@@ -191,6 +191,9 @@ class ThinkingSettings:
     operators: tuple[str, ...] = SAFE_OPERATORS
     seed: int | str = 0
     """Part of each pass's random draw (with the node and round), so that reruns decide alike."""
+    claim_seconds: float = 1.0
+    """How long one read of a group's claim serves the host's other nodes (agents/claims.py): the
+    nodes of a group finish a round within about this much of each other."""
 
 
 COUNTED = ("switches", "mutations", "reverts", "adoptions", "discarded", "cross_checks")

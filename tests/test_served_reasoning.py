@@ -14,6 +14,7 @@ Embedding sizes split the world in two: ``good``/``bad``/``mover`` (8) and ``lia
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import time
@@ -32,6 +33,7 @@ from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
 import queries
+from agents.claims import ClaimReader
 from agents.commands.explain import explain
 from agents.fungus_host import start_fungus_host
 from agents.hosting import HostOptions, NodeHost
@@ -41,7 +43,7 @@ from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, build_node
 from agents.node_thinking import ServedThinking, claim_from_results, graph_from_rows, why_not_reasoning
 from agents.protocol.messages import GroupInfo
 from agents.protocol.recommender import LightGCNLearner
-from agents.thinking import learner_settings
+from agents.thinking import Claim, learner_settings
 from federation.host import RunningHost
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.music.synth import SynthParams, synthesize
@@ -418,3 +420,28 @@ def test_a_mutation_rebuilds_the_learner_and_publishes_the_revision(world: World
     assert response.status_code == 200
     served = Graph().parse(data=response.text, format="turtle")
     assert (first_revision, PROV.wasRevisionOf, URIRef(f"{actor}/blueprint")) in served
+
+
+def test_one_read_of_a_groups_claim_serves_every_node_of_a_host(world: World) -> None:
+    node_host, host = world.hosts["b"], world.running[1]
+    assert wait_for(lambda: world.node("good").state.rounds_done >= 2, 60)
+    good = next(info for info in node_host.thinking.groups().values() if info.hashtag == "#good")
+    reads: list[str] = []
+
+    async def read(group: GroupInfo) -> Claim | None:  # the host's own SPARQL read, counted
+        reads.append(group.iri)
+        return await node_host.thinking._read_claim(group)
+
+    async def four_nodes_ask(reader: ClaimReader) -> list[Claim | None]:
+        return list(await asyncio.gather(*(reader.read(good) for _ in range(4))))
+
+    shared = ClaimReader(read, fresh_for=60.0)
+    first = host.call(four_nodes_ask(shared))
+    again = host.call(four_nodes_ask(shared))
+    assert reads == [good.iri]  # four nodes, twice: one GET
+    assert first[0] is not None and first[0].group == good.iri and first[0].value > 0
+    assert all(claim is first[0] for claim in first + again)
+    stale = ClaimReader(read, fresh_for=0.0)  # a claim older than fresh_for is read again
+    host.call(stale.read(good))
+    host.call(stale.read(good))
+    assert reads == [good.iri] * 3
