@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+import queries
+
 __all__ = [
     "HostStatus",
     "Unreachable",
@@ -29,6 +31,10 @@ __all__ = [
     "progress_line",
     "status_rows",
     "format_table",
+    "Decision",
+    "parse_decisions",
+    "fetch_decisions",
+    "decision_text",
 ]
 
 STATUS_HEADERS = (
@@ -219,3 +225,73 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+# -- decisions -------------------------------------------------------------------------------------
+
+SPORE_NS = "https://w3id.org/spore/ns#"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of a node's last reasoning round, as its host's SPARQL endpoint publishes it."""
+
+    iri: str
+    node: str
+    round: int | None
+    kind: str  # the decision's SPORE class, without the namespace (e.g. ``SwitchDecision``)
+    explanation: str
+
+
+def parse_decisions(results: Mapping[str, Any]) -> list[Decision]:
+    """The rows of a SPARQL JSON answer to ``queries/last-round-decisions.rq`` (malformed rows skipped)."""
+    body = results.get("results")
+    rows = body.get("bindings", []) if isinstance(body, Mapping) else []
+    found: dict[str, Decision] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, Mapping):
+            continue
+        cell = {key: value.get("value") for key, value in row.items() if isinstance(value, Mapping)}
+        iri, node, kind = cell.get("decision"), cell.get("node"), cell.get("type")
+        if not (isinstance(iri, str) and isinstance(node, str) and isinstance(kind, str)):
+            continue
+        try:
+            number: int | None = int(str(cell.get("round")))
+        except ValueError:  # an absent or non-integer round
+            number = None
+        found[iri] = Decision(
+            iri,
+            node,
+            number,
+            kind.removeprefix(SPORE_NS),
+            str(cell.get("explanation") or ""),
+        )
+    return sorted(found.values(), key=lambda d: (d.node, d.round or 0, d.iri))
+
+
+def fetch_decisions(urls: Sequence[str], *, timeout: float = 5.0) -> list[Decision]:
+    """The last round's decisions of every node of every host (a host that does not answer adds none)."""
+    query = queries.load("last-round-decisions")
+
+    def one(client: httpx.Client, url: str) -> list[Decision]:
+        try:
+            response = client.get(
+                f"{url.rstrip('/')}/sparql",
+                params={"query": query},
+                headers={"accept": "application/sparql-results+json"},
+            )
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError):
+            return []
+        return parse_decisions(document) if isinstance(document, Mapping) else []
+
+    with httpx.Client(timeout=timeout) as client, ThreadPoolExecutor(max(1, min(16, len(urls)))) as pool:
+        return [decision for found in pool.map(lambda url: one(client, url), urls) for decision in found]
+
+
+def decision_text(decision: Decision) -> str:
+    """One line for a person: which node decided what, in which round, and why."""
+    name = decision.node.rstrip("/").rsplit("/", 1)[-1]
+    when = f" in round {decision.round}" if decision.round is not None else ""
+    return f"{name} decided{when} ({decision.kind}): {decision.explanation}"

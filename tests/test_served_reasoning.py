@@ -33,8 +33,10 @@ from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
 import queries
+from agents import watch
 from agents.claims import ClaimReader
 from agents.commands.explain import explain
+from agents.commands.status import status
 from agents.fungus_host import start_fungus_host
 from agents.hosting import HostOptions, NodeHost
 from agents.node import FungusNode
@@ -445,3 +447,20 @@ def test_one_read_of_a_groups_claim_serves_every_node_of_a_host(world: World) ->
     host.call(stale.read(good))
     host.call(stale.read(good))
     assert reads == [good.iri] * 3
+
+
+def test_spore_status_shows_the_last_rounds_decisions_as_the_demo_prints_them(world: World) -> None:
+    assert wait_for(lambda: bool(world.decisions("doubter")), 60)
+    urls = [host.runtime.config.base_url for host in world.running]
+    decisions = watch.fetch_decisions(urls)
+    doubter = world.node("doubter").actor
+    mine = [d for d in decisions if d.node == doubter]
+    assert mine and all(d.explanation and d.kind.endswith("Decision") for d in mine)
+    latest = max(d.round or 0 for d in world.decisions("doubter"))
+    assert {d.round for d in mine} == {latest}  # the last round's only
+    line = watch.decision_text(mine[0])
+    assert line.startswith(f"doubter decided in round {latest} (") and mine[0].explanation in line
+    result = CliRunner().invoke(status, urls)
+    assert result.exit_code == 0, result.output
+    assert "decisions of each node's last reasoning round:" in result.output
+    assert "doubter decided in round" in result.output

@@ -161,7 +161,8 @@ def _show_urls(plan: DemoPlan) -> None:
 def _follow(
     fungiverse: Fungiverse, state_dir: Path, rounds: int | None, started: float
 ) -> list[watch.HostStatus | watch.Unreachable]:
-    """Poll the hosts, print a line per round, return the last statuses once ``rounds`` more are done."""
+    """Poll the hosts, print a line per round and the decisions nodes made since, return the last
+    statuses once ``rounds`` more are done."""
     urls = fungiverse.plan.urls
     first_round = orchestration.load_progress(state_dir)
     if first_round:
@@ -169,6 +170,7 @@ def _follow(
     shown: tuple[int, int, int] | None = None
     reached_at: float | None = None
     last_line = 0.0
+    told: set[str] = set()  # decisions already printed
     while True:
         fungiverse.check_alive()
         results = watch.fetch_all(urls)
@@ -177,6 +179,11 @@ def _follow(
         key = (summary.round, summary.groups, summary.grouped)
         if key != shown or now - last_line > 30:
             click.echo(watch.progress_line(summary, now - started))
+            if key[0] != (shown or (None,))[0]:  # a new round: what the nodes decided after it
+                for decision in watch.fetch_decisions(urls):
+                    if decision.iri not in told:
+                        told.add(decision.iri)
+                        click.echo(f"  {watch.decision_text(decision)}")
             shown, last_line = key, now
             if summary.reachable == len(urls) and summary.round > first_round:
                 orchestration.save_progress(state_dir, summary.round)

@@ -1,4 +1,4 @@
-"""``spore status``: one table summarising a running fungiverse.
+"""``spore status``: one table summarising a running fungiverse, then each node's latest decisions.
 
     spore status                                  # the hosts of the demo in ./.spore-demo
     spore status http://127.0.0.1:8001 http://127.0.0.1:8002
@@ -49,6 +49,7 @@ def status(urls: tuple[str, ...], state_dir: Path, timeout: float, as_json: bool
             )
         targets = plan.urls
     results = watch.fetch_all(targets, timeout=timeout)
+    decisions = watch.fetch_decisions(targets, timeout=timeout)
     if as_json:
         records = [
             {**asdict(result), "groups": sorted(result.groups)}
@@ -56,7 +57,7 @@ def status(urls: tuple[str, ...], state_dir: Path, timeout: float, as_json: bool
             else {"url": result.url, "unreachable": result.reason}
             for result in results
         ]
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps({"hosts": records, "decisions": [asdict(d) for d in decisions]}, indent=2))
     else:
         click.echo(watch.format_table(watch.STATUS_HEADERS, watch.status_rows(results)))
         summary = watch.summarise(results)
@@ -64,6 +65,10 @@ def status(urls: tuple[str, ...], state_dir: Path, timeout: float, as_json: bool
             f"{summary.reachable}/{summary.hosts} host(s), {summary.nodes} node(s),"
             f" {summary.groups} group(s), round {summary.round}"
         )
+        if decisions:
+            click.echo("decisions of each node's last reasoning round:")
+            for decision in decisions:
+                click.echo(f"  {watch.decision_text(decision)}")
     down = [result for result in results if isinstance(result, watch.Unreachable)]
     if down:
         reasons = "; ".join(f"{result.url} ({result.reason})" for result in down)
