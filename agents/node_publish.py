@@ -258,8 +258,17 @@ class NodePublisher:
         return self.graphs.node.value
 
     def start(self, groups: Iterable[str] = ()) -> None:
-        """The blueprint graph: the blueprint and the node's description (replacing older ones)."""
+        """The blueprint graph: the blueprint and the node's description (replacing older ones).
+
+        A node that revised its blueprint before a restart (mutation or adoption) keeps its graph:
+        the revisions and their lineage are its history, and the revision is what it follows
+        (``agents.node_thinking.resume_revision``), not the file it was started from.
+        """
         iri = f"{self.actor}/blueprint"
+        if self._follows_revision(iri):
+            if not self._cards:
+                self._cards.extend(self._stored_cards())
+            return
         graph = blueprint_graph(self.blueprint, iri)
         if self.spawned_by is None:  # a child on a restarted host: its lineage is in the graph it wrote
             self.spawned_by = self._stored_parent()
@@ -274,6 +283,13 @@ class NodePublisher:
         _write(self.graphs, GraphKind.BLUEPRINT, graph, replace=True)
         if not self._cards:  # a host restarted on its store: the cards it wrote before count too
             self._cards.extend(self._stored_cards())
+
+    def _follows_revision(self, original: str) -> bool:
+        blueprints = self.graphs.graph(GraphKind.BLUEPRINT)
+        rows = self.graphs.store.query(
+            f"SELECT ?b WHERE {{ GRAPH {blueprints} {{ <{self.actor}> <{SPORE.blueprint}> ?b }} }}"
+        )
+        return any(row["b"].value != original for row in rows)  # type: ignore[index,union-attr]
 
     def _stored_parent(self) -> str | None:
         blueprints = self.graphs.graph(GraphKind.BLUEPRINT)

@@ -47,6 +47,7 @@ from agents.protocol.learning import shared_part
 from agents.protocol.messages import Announce, GroupInfo, Message, MessageError, shapes_of
 from agents.protocol.recommender import LightGCNLearner
 from agents.protocol.wire import from_activity
+from agents.revisions import follow_revision, resume_revision
 from agents.thinking import (
     RECALL,
     Candidate,
@@ -77,7 +78,6 @@ SPARQL_JSON = "application/sparql-results+json"
 _HAS_POLICY = (
     f"ASK {{ ?node <{SPORE.blueprint}> ?b . ?b <{SPORE.policy}> ?p . ?p <{SPORE.switchMargin}> ?m }}"
 )
-_BLUEPRINT_FIELDS = {"learning_rate": "learning_rate", "local_epochs": "local_epochs", "num_layers": "layers"}
 
 
 def why_not_reasoning(node: FungusNode) -> str | None:
@@ -148,12 +148,7 @@ class _Served:
         self.switched = True
 
     def rebuild(self, settings: Mapping[str, Any], blueprint: Graph, iri: URIRef) -> None:
-        node, learner = self.node, self.node.ctx.learner
-        assert isinstance(learner, LightGCNLearner)  # only such nodes reason (why_not_reasoning)
-        node.ctx = dataclasses.replace(node.ctx, learner=dataclasses.replace(learner, **settings))
-        if node.blueprint is not None:
-            changes = {_BLUEPRINT_FIELDS[name]: value for name, value in settings.items()}
-            node.blueprint = dataclasses.replace(node.blueprint, **changes)
+        follow_revision(self.node, settings)
         self.rebuilt = True
 
 
@@ -181,6 +176,11 @@ class ServedThinking:
         settings = dataclasses.replace(self.settings, seed=node.name, operators=operators)
         self.reasoners[node.actor] = Reasoner(node.graphs.store, settings)
         self._described[node.actor] = set()
+        revision = resume_revision(node)
+        publisher = getattr(self.host, "publishers", {}).get(node.actor)
+        if revision is not None and publisher is not None and node.blueprint is not None:
+            publisher.blueprint = node.blueprint  # model cards describe the settings it follows
+            log.info("node %s follows its blueprint revision %s", node.name, revision)
 
     # -- what the host knows of groups ---------------------------------------------------------------
     def groups(self) -> dict[str, GroupInfo]:

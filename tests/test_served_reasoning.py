@@ -45,6 +45,7 @@ from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, build_node
 from agents.node_thinking import ServedThinking, claim_from_results, graph_from_rows, why_not_reasoning
 from agents.protocol.messages import GroupInfo
 from agents.protocol.recommender import LightGCNLearner
+from agents.revisions import resume_revision
 from agents.thinking import Claim, learner_settings
 from federation.host import RunningHost
 from knowledge.graphs import GraphKind, graph_iri
@@ -464,3 +465,32 @@ def test_spore_status_shows_the_last_rounds_decisions_as_the_demo_prints_them(wo
     assert result.exit_code == 0, result.output
     assert "decisions of each node's last reasoning round:" in result.output
     assert "doubter decided in round" in result.output
+
+
+def test_a_restarted_node_follows_its_blueprint_revision_not_its_file(world: World, tmp_path: Path) -> None:
+    liar = world.node("liar")
+    store = world.store("liar")
+    original = URIRef(f"{liar.actor}/blueprint")
+    assert wait_for(lambda: current_blueprint(store, liar.actor) not in (None, original), 60)
+    # A restart: the same blueprint file and store, the same actor, built afresh as `spore serve` does,
+    # then what a host does first with a node: publish its self, then let it reason.
+    base = liar.actor.rsplit("/nodes/", 1)[0]
+    catalogue = CatalogueQuads(synthesize(SynthParams(listeners=40, artists=120, seed=3)))
+    again = served_node(HOST_A[1], base, store, catalogue, tmp_path)
+    assert again.ctx.learner.learning_rate == pytest.approx(0.0001)  # the file's
+    assert start_publishing(again, "http://127.0.0.1:9/actor") is not None
+    kept = current_blueprint(store, liar.actor)
+    assert kept is not None and kept != original  # publishing did not put the file's blueprint back
+    revision = resume_revision(again)
+    assert revision is not None and str(revision).startswith(f"{liar.actor}/blueprints/")
+    settings = learner_settings(
+        to_rdflib(store, graph_iri(NamedNode(liar.actor), GraphKind.BLUEPRINT)), revision
+    )
+    learner = again.ctx.learner
+    assert (learner.learning_rate, learner.local_epochs, learner.num_layers) == (
+        settings["learning_rate"],
+        settings["local_epochs"],
+        settings["num_layers"],
+    )
+    assert (learner.learning_rate, learner.local_epochs, learner.num_layers) != (0.0001, 1, 2)  # the file's
+    assert again.blueprint is not None and again.blueprint.local_epochs == settings["local_epochs"]
