@@ -1,9 +1,12 @@
 """Per-listener random splits of the interactions into training, validation and test parts.
 
-Two protocols are named here because the benchmark reports both:
+Three protocols are named here: the recommender benchmark reports the first and the last, and
+federated nodes choose their settings on the validation part of the second:
 
 * ``PROTOCOL_80_20``: each listener's interactions are shuffled with a seeded generator and 20 % go
   to test (the protocol of the reference figures in the data README).
+* ``PROTOCOL_70_10_20``: the same with 10 % held out of training for validation (served nodes and
+  the federated quality benchmark choose the item graph's blend on it).
 * ``PROTOCOL_RECBOLE``: RecBole's default evaluation setting, ``eval_args = {split: {RS: [0.8, 0.1,
   0.1]}, order: RO, group_by: user, mode: full}``: the interactions are randomly ordered, grouped by
   user, and each user's list is cut by ratio 8:1:1 (``Dataset._calcu_split_ids`` in
@@ -39,6 +42,7 @@ import torch
 from models.data import MusicTensors, MusicTensorsError
 
 __all__ = [
+    "PROTOCOL_70_10_20",
     "PROTOCOL_80_20",
     "PROTOCOL_RECBOLE",
     "InteractionSplit",
@@ -65,6 +69,11 @@ PROTOCOL_80_20 = SplitProtocol(
     name="random-80-20",
     ratios=(0.8, 0.2),
     description="per-listener random split, 80% training / 20% test, full ranking over all artists",
+)
+PROTOCOL_70_10_20 = SplitProtocol(
+    name="random-70-10-20",
+    ratios=(0.7, 0.1, 0.2),
+    description="per-listener random split, 70% training / 10% validation / 20% test, full ranking",
 )
 PROTOCOL_RECBOLE = SplitProtocol(
     name="recbole-ro-8-1-1",

@@ -320,3 +320,50 @@ def test_a_validation_part_comes_out_of_training_and_is_masked_when_ranking_test
     unboosted = learner.ranking(lambda listeners: torch.linspace(0, 1, 150).expand(len(listeners), 150))
     assert on_validation is not None and on_validation.recall == pytest.approx(1.0)
     assert on_test is not None and unboosted is not None and on_test.recall == pytest.approx(unboosted.recall)
+
+
+def test_a_node_chooses_its_blend_on_validation_and_reports_it_on_test() -> None:
+    from agents.protocol.recommender import BETAS, BLEND_WEIGHTS
+    from agents.protocol.statistics import group_statistics
+    from agents.recsys_scenario import deal_listeners, fungiverse_over, synthetic_tensors
+    from models.split import PROTOCOL_70_10_20
+
+    torch.set_num_threads(1)
+    tensors = synthetic_tensors(SynthParams(listeners=60, artists=120, seed=7))
+    world = fungiverse_over(
+        tensors,
+        deal_listeners(tensors, 2, seed=0, protocol=PROTOCOL_70_10_20),
+        seed=0,
+        group_size=2,
+        embedding_dim=8,
+        max_rounds=1,
+        statistics_noise=0.01,
+    )
+    world.simulator.run_until(lambda s: all(s.state(a).rounds_done >= 1 for a in world.actors), limit=100.0)
+    actor = world.actors[0]
+    learner, state = world.learner(actor), world.simulator.state(actor)
+    held = group_statistics(world.simulator.nodes[actor].ctx, state)
+    assert learner.has_validation and len(held) == 2
+
+    # The reference: every (beta, weight) of the grid, scored on validation; the first best wins.
+    def on_validation(scorer) -> float:  # type: ignore[no-untyped-def]
+        return learner.ranking(scorer, validation=True).recall
+
+    def graph_alone(beta: float) -> tuple[float, int]:
+        return on_validation(learner.graph_scorer(learner.item_graph(held, beta=beta))), -BETAS.index(beta)
+
+    best_beta = max(BETAS, key=graph_alone)
+
+    def blend(weight: float) -> tuple[float, int]:
+        scorer = learner.blended_scorer(state.weights, held, beta=best_beta, weight=weight)
+        return on_validation(scorer), -BLEND_WEIGHTS.index(weight)
+
+    best_weight = max(BLEND_WEIGHTS, key=blend)
+    metrics = learner.evaluate_with_statistics(state.weights, held)
+    assert learner.last_choice is not None
+    assert (learner.last_choice.beta, learner.last_choice.weight) == (best_beta, best_weight)
+    chosen = learner.blended_scorer(state.weights, held, beta=best_beta, weight=best_weight)
+    assert metrics["blend-recall@20"] == pytest.approx(learner.ranking(chosen).recall)  # on test
+    assert metrics["recall@20"] == pytest.approx(learner.evaluate(state.weights)["recall@20"])
+    learner.evaluate_with_statistics(state.weights, [])
+    assert learner.last_choice is None  # the model alone: no blend to report

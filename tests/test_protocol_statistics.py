@@ -110,7 +110,10 @@ def test_members_send_once_per_peer_and_sum_the_same_graph() -> None:
     recorded = dict(states[0].last_round.metrics)  # type: ignore[union-attr]
     blended = learner.evaluate_with_statistics(states[0].weights, parts[0])
     alone = learner.evaluate(states[0].weights)
-    assert recorded == pytest.approx(blended) and recorded != pytest.approx(alone)
+    assert recorded == pytest.approx(blended)
+    # The model's own metrics under the usual names (what peers can reproduce), the blend's beside.
+    assert recorded["recall@20"] == pytest.approx(alone["recall@20"])
+    assert recorded["blend-recall@20"] != pytest.approx(alone["recall@20"])
 
 
 def test_changed_listens_are_sent_again_and_replace_the_old_statistics() -> None:

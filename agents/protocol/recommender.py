@@ -38,9 +38,32 @@ from models.lightgcn import LightGCN
 from models.metrics import RankingMetrics, evaluate_ranking
 from models.train import bpr_epoch, embedding_scorer, evaluate_model
 
-__all__ = ["LightGCNLearner", "blended", "standardised"]
+__all__ = [
+    "BETAS",
+    "BLEND_PREFIX",
+    "BLEND_WEIGHTS",
+    "BlendChoice",
+    "LightGCNLearner",
+    "blended",
+    "standardised",
+]
 
 Scorer = Callable[[Tensor], Tensor]
+
+# What a node tries on its validation listens (docs/spore-protocol.md section 11): RP3beta's popularity
+# damping, and the model's share next to the item graph (0: the graph alone).
+BETAS = (0.0, 0.2, 0.4, 0.6)
+BLEND_PREFIX = "blend-"  # metrics of the blend, beside the model's own
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class BlendChoice:
+    """The item graph's ``beta`` and the model's ``weight`` in the blend a node recommends with."""
+
+    beta: float
+    weight: float
+
 
 # Statistics are large and every member of a group receives the same bytes and builds the same graph:
 # decode each payload and build each summed graph once per process (bounded, least recent dropped).
@@ -93,6 +116,12 @@ class LightGCNLearner:
     _known: Tensor = field(init=False, repr=False)
     _module: LightGCN | None = field(init=False, repr=False, default=None)
     _payloads: dict[tuple[float, int], bytes] = field(init=False, repr=False, default_factory=dict)
+    # Chosen on validation: beta once per set of statistics (with its standardised graph scores for
+    # every listener), the blend at each evaluation; the last choice, for what the node publishes.
+    _graph_choice: dict[tuple[str, ...], tuple[float, Tensor]] = field(
+        init=False, repr=False, default_factory=dict
+    )
+    _last_choice: list[BlendChoice] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         graph = bipartite_adjacency(self.train_edges, self.num_listeners, self.num_artists)
@@ -247,6 +276,78 @@ class LightGCNLearner:
         return blended(graph, self.scorer(weights), self.blend_weight if weight is None else weight)
 
     def evaluate_with_statistics(self, weights: Weights, statistics: Sequence[bytes]) -> dict[str, float]:
+        """The model's metrics (``recall@k``, ``ndcg@k``: what its snapshot does, what peers can
+        reproduce and the reasoner compares) and, with statistics, the metrics of the blend the node
+        recommends with (``blend-recall@k``, ``blend-ndcg@k``), its settings chosen on validation."""
+        model = self.evaluate(weights)
         if self.held_out.shape[1] == 0 or not statistics:
-            return self.evaluate(weights)
-        return self._metrics(self.ranking(self.blended_scorer(weights, statistics)))
+            self._last_choice.clear()  # the model alone: no blend to report
+            return model
+        choice = self.choose_blend(weights, statistics)
+        scorer = self.blended_scorer(weights, statistics, beta=choice.beta, weight=choice.weight)
+        blend = self._metrics(self.ranking(scorer))
+        return {**model, **{f"{BLEND_PREFIX}{name}": value for name, value in blend.items()}}
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation is not None and self.validation.shape[1] > 0
+
+    @property
+    def last_choice(self) -> BlendChoice | None:
+        """The blend chosen at the latest evaluation with statistics (None before one)."""
+        return self._last_choice[-1] if self._last_choice else None
+
+    def choose_beta(self, statistics: Sequence[bytes], betas: Sequence[float] = BETAS) -> float:
+        """The ``beta`` whose item graph alone ranks this node's validation listens best (Recall@k;
+        ties keep the earlier), chosen once per set of statistics; the default without validation."""
+        return self._graph_scores(statistics, betas)[0]
+
+    def _graph_scores(self, statistics: Sequence[bytes], betas: Sequence[float]) -> tuple[float, Tensor]:
+        key = (*sorted(hashlib.sha256(data).hexdigest() for data in statistics), *map(str, betas))
+        if key not in self._graph_choice:
+            best: tuple[float, float] | None = None
+            for beta in betas if self.has_validation else (self.graph_beta,):
+                measured = self.ranking(
+                    self.graph_scorer(self.item_graph(statistics, beta=beta)), validation=True
+                )
+                recall = measured.recall if measured is not None else 0.0
+                if best is None or recall > best[0]:
+                    best = (recall, beta)
+            assert best is not None
+            everyone = torch.arange(self.num_listeners)
+            scores = standardised(self.graph_scorer(self.item_graph(statistics, beta=best[1]))(everyone))
+            self._graph_choice.clear()  # one set of statistics at a time: a group's current sum
+            self._graph_choice[key] = (best[1], scores)
+        return self._graph_choice[key]
+
+    def choose_blend(
+        self,
+        weights: Weights,
+        statistics: Sequence[bytes],
+        *,
+        betas: Sequence[float] = BETAS,
+        blend_weights: Sequence[float] = BLEND_WEIGHTS,
+    ) -> BlendChoice:
+        """``beta`` (:meth:`choose_beta`) and the model's weight in the blend that ranks this node's
+        validation listens best (Recall@k; ties keep the earlier weight), for ``weights`` now.
+
+        Without validation listens: the learner's ``graph_beta`` and ``blend_weight``.
+        """
+        if not self.has_validation:
+            choice = BlendChoice(self.graph_beta, self.blend_weight)
+        else:
+            beta, graph = self._graph_scores(statistics, betas)
+            model = standardised(self.scorer(weights)(torch.arange(self.num_listeners)))
+            best: tuple[float, float] | None = None
+            for weight in blend_weights:
+                measured = self.ranking(
+                    lambda listeners, weight=weight: graph[listeners] + weight * model[listeners],
+                    validation=True,
+                )
+                recall = measured.recall if measured is not None else 0.0
+                if best is None or recall > best[0]:
+                    best = (recall, weight)
+            assert best is not None
+            choice = BlendChoice(beta, best[1])
+        self._last_choice[:] = [choice]
+        return choice

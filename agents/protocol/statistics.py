@@ -152,7 +152,6 @@ def group_statistics(ctx: NodeContext, state: NodeState) -> list[bytes]:
 def evaluate(ctx: NodeContext, state: NodeState, weights: Weights) -> dict[str, float]:
     """The learner's metrics of ``weights``, blended with the group's item graph when it has one."""
     learner = ctx.learner
-    parts = group_statistics(ctx, state)
-    if parts and isinstance(learner, StatisticsLearner):
-        return learner.evaluate_with_statistics(weights, parts)
+    if isinstance(learner, StatisticsLearner):  # without statistics, the model alone
+        return learner.evaluate_with_statistics(weights, group_statistics(ctx, state))
     return learner.evaluate(weights)
