@@ -41,7 +41,7 @@ from knowledge.store.base import KnowledgeStore
 from models.data import MusicTensors
 from models.graph import load_music_tensors
 from models.knowledge import SideInformation
-from models.split import PROTOCOL_80_20, split_per_listener
+from models.split import PROTOCOL_70_10_20, split_per_listener
 from ontology import SPORE
 
 __all__ = [
@@ -177,7 +177,9 @@ def build_node(
     knowledge = blueprint.architecture == str(SPORE.KnowledgeLightGCN)
     tensors = node_tensors(store, catalogue, actor, roles.shard, tag_weights=knowledge)
     seed = stable_seed(blueprint.name)
-    split = split_per_listener(tensors, PROTOCOL_80_20, seed)
+    # 10 % of each listener's listens are held out for validation: the node chooses its item-graph
+    # blend on them (agents.protocol.recommender), never on the test part it reports.
+    split = split_per_listener(tensors, PROTOCOL_70_10_20, seed)
     layers = 0 if blueprint.architecture == str(SPORE.MatrixFactorization) else blueprint.layers
     learner = LightGCNLearner(
         split.train.interactions,
@@ -190,6 +192,7 @@ def build_node(
         weight_decay=blueprint.weight_decay,
         local_epochs=blueprint.local_epochs,
         batch_size=blueprint.batch_size,
+        validation=split.valid,
         side=SideInformation.of(split.train) if knowledge else None,
     )
     weights = learner.initial_weights(seed)

@@ -22,6 +22,8 @@ from rdflib.namespace import PROV
 from knowledge.music.names import NameIndex
 from models.adjacency import ModelGraph
 from models.data import MusicTensors
+from models.fusion import standardised
+from models.itemgraph import ItemGraph
 from models.lightgcn import EmbeddingRecommender
 from ontology import PREFIXES, SPORE
 
@@ -80,9 +82,29 @@ def match_artists(names: list[str], tensors: MusicTensors, *, suggestions: int =
 
 
 class RecommendationEngine:
-    """Final embeddings of a trained model over its graph, ready for fast top-K queries."""
+    """Final embeddings of a trained model over its graph, ready for fast top-K queries.
 
-    def __init__(self, model: EmbeddingRecommender, graph: ModelGraph, tensors: MusicTensors) -> None:
+    With an ``item_graph`` (the group's co-listening graph, ``models.itemgraph``) it ranks by the
+    blend the node evaluates and reports: the graph walk from the listened (or named) artists plus
+    ``model_weight`` times the model's scores, each standardised (``models.fusion``).
+    """
+
+    def __init__(
+        self,
+        model: EmbeddingRecommender,
+        graph: ModelGraph,
+        tensors: MusicTensors,
+        *,
+        item_graph: ItemGraph | None = None,
+        model_weight: float = 1.0,
+    ) -> None:
+        if item_graph is not None and item_graph.transposed.shape[0] != tensors.num_artists:
+            raise ValueError(
+                f"an item graph over {item_graph.transposed.shape[0]} artists does not fit a catalogue "
+                f"of {tensors.num_artists}"
+            )
+        self.item_graph = item_graph
+        self.model_weight = model_weight
         with torch.no_grad():
             listener_out, artist_out = model(graph)
         self.listener_embeddings = listener_out.detach().contiguous()
@@ -100,7 +122,8 @@ class RecommendationEngine:
     def for_listener(self, listener: int, k: int = 20) -> list[RankedArtist]:
         """The ``k`` best artists the listener has not listened to yet."""
         scores = self.artist_embeddings @ self.listener_embeddings[listener]
-        return self._top(scores, self.known_artists(listener), k)
+        known = self.known_artists(listener)
+        return self._top(self._blended(scores, known), known, k)
 
     def for_artists(self, artists: list[int], k: int = 20) -> list[RankedArtist]:
         """The ``k`` best artists for someone who likes ``artists`` (fold-in; those are excluded)."""
@@ -108,7 +131,15 @@ class RecommendationEngine:
             raise ValueError("need at least one liked artist")
         liked = torch.tensor(sorted(set(artists)), dtype=torch.long)
         profile = self.artist_embeddings[liked].mean(dim=0)
-        return self._top(self.artist_embeddings @ profile, liked, k)
+        return self._top(self._blended(self.artist_embeddings @ profile, liked), liked, k)
+
+    def _blended(self, model_scores: torch.Tensor, listened: torch.Tensor) -> torch.Tensor:
+        if self.item_graph is None:
+            return model_scores
+        row = torch.zeros(1, self.tensors.num_artists)
+        row[0, listened] = 1.0
+        walk = standardised(self.item_graph.score(row))
+        return (walk + self.model_weight * standardised(model_scores[None]))[0]
 
     def _top(self, scores: torch.Tensor, exclude: torch.Tensor, k: int) -> list[RankedArtist]:
         scores = scores.clone()

@@ -15,6 +15,7 @@ from safetensors.torch import load as load_safetensors
 
 from agents.fungus_host import start_fungus_host
 from agents.node_setup import CatalogueQuads, NodeRoles, RoundTiming, build_node, read_blueprint
+from agents.protocol.recommender import BETAS, BLEND_WEIGHTS
 from knowledge.graphs import GraphKind, NodeGraphs
 from knowledge.music.synth import SynthParams, synthesize
 from knowledge.store import EmbeddedStore
@@ -79,5 +80,21 @@ def test_a_served_knowledge_aware_node_publishes_a_card_and_snapshot_with_its_kg
         tensors = load_safetensors(blob)
         assert {"artist_embedding.weight", "tag_embedding.weight", "entity_embedding.weight"} <= set(tensors)
         assert not any(name.startswith("listener_") for name in tensors)
+        # Its group shares co-listening statistics: the node chose its blend on validation listens,
+        # reports the blend's metrics beside its model's, and the web page recommends with it.
+        node = nodes.nodes[actor]
+        choice = node.ctx.learner.last_choice
+        assert choice is not None and choice.beta in BETAS and choice.weight in BLEND_WEIGHTS
+        metrics = dict(node.state.last_round.metrics)
+        assert {"recall@20", "blend-recall@20"} <= set(metrics)
+        liked = synthesize(CORPUS).artists[0].name
+        page = httpx.get(
+            f"{host.runtime.config.base_url}/recommend",
+            params={"node": "kg_scout", "artists": liked},
+            timeout=30,
+        )
+        assert page.status_code == 200
+        assert "blended with the group&#39;s co-listening graph" in page.text
+        assert "knowledge-aware LightGCN model" in page.text  # its own model, tag tables and all
     finally:
         host.stop()

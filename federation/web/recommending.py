@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # torch-backed; imported when a recommendation is made, so a 
     from torch import Tensor
 
     from models.data import MusicTensors
+    from models.itemgraph import ItemGraph
     from models.recommend import RecommendationEngine
 
 __all__ = [
@@ -66,12 +67,14 @@ class NodeModel:
         group: str | None = None,
         round: int | None = None,
         architecture: str = "lightgcn",
+        blend: str | None = None,
     ) -> None:
         self.engine = engine
         self.snapshot = snapshot
         self.group = group
         self.round = round
         self.architecture = architecture
+        self.blend = blend  # how the item graph is blended in, for a person (None: the model alone)
 
     @classmethod
     def from_weights(
@@ -83,8 +86,11 @@ class NodeModel:
         group: str | None = None,
         round: int | None = None,
         num_layers: int = 3,
+        item_graph: ItemGraph | None = None,
+        model_weight: float = 1.0,
     ) -> NodeModel:
-        """A LightGCN node's model from the protocol's weights (a state dict) over its own graph.
+        """A LightGCN node's model from the protocol's weights (a state dict) over its own graph,
+        blended with its group's co-listening ``item_graph`` when it holds one.
 
         The snapshot IRI is the content address of those weights as a snapshot file would hold them
         (``{node}/snapshots/{sha256}``), so the page names the same snapshot the node publishes.
@@ -92,8 +98,7 @@ class NodeModel:
         import hashlib
 
         from models.card import snapshot_iri
-        from models.lightgcn import LightGCN
-        from models.pipeline import graph_for_model
+        from models.pipeline import graph_for_model, new_model
         from models.recommend import RecommendationEngine
         from models.snapshot import snapshot_bytes
 
@@ -104,12 +109,32 @@ class NodeModel:
                 f"weights for {listeners} listeners and {artists} artists do not fit a graph of "
                 f"{tensors.num_listeners} listeners and {tensors.num_artists} artists"
             )
-        model = LightGCN(listeners, artists, dimension, num_layers)
-        model.load_state_dict(dict(weights))
+        # The knowledge-aware model's weights carry its tag and entity tables as well.
+        architecture = "knowledge-lightgcn" if "tag_embedding.weight" in weights else "lightgcn"
+        model = new_model(architecture, tensors, embedding_dim=dimension, num_layers=num_layers)
+        try:
+            model.load_state_dict(dict(weights))
+        except RuntimeError as error:  # torch's message lists the tables that do not fit
+            raise ValueError(f"weights do not fit the node's {architecture} model: {error}") from None
         model.eval()
         digest = hashlib.sha256(snapshot_bytes(model, tensors)).hexdigest()
-        engine = RecommendationEngine(model, graph_for_model(model, tensors), tensors)
-        return cls(engine, str(snapshot_iri(digest, node)), group=group, round=round)
+        engine = RecommendationEngine(
+            model, graph_for_model(model, tensors), tensors, item_graph=item_graph, model_weight=model_weight
+        )
+        blend = None
+        if item_graph is not None:
+            blend = (
+                f"blended with the group's co-listening graph (RP3beta, beta {item_graph.beta:g}; "
+                f"model weight {model_weight:g}, chosen on the node's validation listens)"
+            )
+        return cls(
+            engine,
+            str(snapshot_iri(digest, node)),
+            group=group,
+            round=round,
+            architecture=architecture,
+            blend=blend,
+        )
 
     @property
     def tensors(self) -> MusicTensors:
@@ -275,6 +300,7 @@ class Answer:
     round: int | None
     architecture: str
     iri: str = ""
+    blend: str | None = None  # how the item graph was blended in (NodeModel.blend)
     rdf: Graph = field(default_factory=Graph, compare=False)
 
 
@@ -337,6 +363,7 @@ def answer(model: NodeModel, query: RecommendationQuery, base_url: str) -> Answe
         round=model.round,
         architecture=ARCHITECTURE_NAMES.get(model.architecture, model.architecture),
         iri=iri,
+        blend=model.blend,
         rdf=rdf,
     )
 
