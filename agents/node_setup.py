@@ -224,6 +224,7 @@ def build_node(
         max_rounds=timing.max_rounds,
         announce_interval=timing.announce_interval,
         defence=LedgerDefence(blueprint.defederation),
+        training_step=blueprint.learning_rate * blueprint.local_epochs,
         founding=founding,  # in no group for found_after seconds: found one (agents/protocol/groups.py)
         found_after=timing.found_after,
     )

@@ -26,7 +26,9 @@ def follow_revision(node: FungusNode, settings: Mapping[str, Any]) -> None:
     """Give ``node`` a learner (and blueprint record) with a revision's ``settings``."""
     learner = node.ctx.learner
     assert isinstance(learner, LightGCNLearner)  # only such nodes reason (why_not_reasoning)
-    node.ctx = dataclasses.replace(node.ctx, learner=dataclasses.replace(learner, **settings))
+    learner = dataclasses.replace(learner, **settings)
+    step = learner.learning_rate * learner.local_epochs  # what its updates declare (protocol/defence.py)
+    node.ctx = dataclasses.replace(node.ctx, learner=learner, training_step=step)
     if node.blueprint is not None:
         changes = {_BLUEPRINT_FIELDS[name]: value for name, value in settings.items()}
         node.blueprint = dataclasses.replace(node.blueprint, **changes)

@@ -155,6 +155,7 @@ class SPORE(DefinedNamespace):
     target: URIRef
     trainingData: URIRef
     trainingSeconds: URIRef
+    trainingStep: URIRef
     trains: URIRef
     trimmedFraction: URIRef
     unblocks: URIRef

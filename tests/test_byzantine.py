@@ -141,3 +141,50 @@ def test_the_byzantine_plots_are_written_next_to_the_json(tmp_path, monkeypatch)
         "evolution-byzantine-blocked.png",
     ]
     assert all(Path(p).read_bytes().startswith(b"\x89PNG") for p in written)
+
+
+def _with_a_fast_member(*, declares: bool):  # type: ignore[no-untyped-def]
+    """Eight nodes, one of them a 4x-scaled attacker and one an honest member training at four times
+    its peers' learning rate, which its updates declare (``declares``) or not."""
+    from dataclasses import replace
+
+    fungiverse = byzantine_fungiverse(
+        synthetic_tensors(TINY),
+        nodes=8,
+        group_size=8,
+        attackers=1,
+        behaviours=(Behaviour.SCALED,),
+        defence=LedgerDefence(DefederationPolicy()),
+        rounds=6,
+        seed=3,
+        embedding_dim=8,
+        num_layers=1,
+    )
+    sim = fungiverse.simulator
+    fast = fungiverse.honest[-1]
+    node = sim.nodes[fast]
+    learner = node.ctx.learner
+    step = node.ctx.training_step * 4 if declares else node.ctx.training_step
+    node.ctx = replace(
+        node.ctx, learner=replace(learner, learning_rate=learner.learning_rate * 4), training_step=step
+    )
+    sim.run_until(lambda s: all(s.state(a).rounds_done >= 6 for a in fungiverse.honest), limit=80.0)
+    return fungiverse, fast
+
+
+def test_an_honest_member_that_declares_its_faster_training_is_not_blocked_and_the_attacker_is() -> None:
+    torch.set_num_threads(1)
+    fungiverse, fast = _with_a_fast_member(declares=True)
+    sim = fungiverse.simulator
+    attacker = next(iter(fungiverse.attackers))
+    others = [actor for actor in fungiverse.honest if actor != fast]
+    assert all(fast not in sim.state(actor).blocked for actor in others)
+    assert all(attacker in sim.state(actor).blocked for actor in fungiverse.honest)
+
+
+def test_an_undeclared_faster_member_looks_like_a_scaling_attacker() -> None:
+    torch.set_num_threads(1)
+    fungiverse, fast = _with_a_fast_member(declares=False)
+    sim = fungiverse.simulator
+    others = [actor for actor in fungiverse.honest if actor != fast]
+    assert any(fast in sim.state(actor).blocked for actor in others)

@@ -97,6 +97,9 @@ class NodeContext:
     announce_interval: float | None = None
     evaluate: bool = True
     defence: Defence | None = None
+    # How much training one round's update took, as the node's blueprint declares it (learning rate
+    # times local epochs): the defence judges a peer's change against what its declaration explains.
+    training_step: float = 1.0
     # The group this node would found for a hashtag, when it has been in no group for
     # ``found_after`` seconds (agents/protocol/groups.py); None: it never founds one on its own.
     founding: Callable[[str], GroupInfo] | None = None

@@ -76,16 +76,48 @@ def _scores(
     updates: Mapping[str, ModelUpdate], base: Mapping[str, Tensor], statistic: str
 ) -> dict[str, float]:
     full = all(u.delta is None for u in updates.values())
-    key = (statistic, tuple(sorted((s, u.sha256) for s, u in updates.items())))
+    key = (statistic, tuple(sorted((s, u.sha256, u.training_step) for s, u in updates.items())))
     if full and key in _SCORES:
         _SCORES.move_to_end(key)
         return _SCORES[key]
-    scores = screening_statistic({s: _point(u, base) for s, u in updates.items()}, statistic)
+    scores = screening_statistic(explained_changes(updates, base), statistic)
     if full:
         _SCORES[key] = scores
         if len(_SCORES) > _SCORES_LIMIT:
             _SCORES.popitem(last=False)
     return scores
+
+
+# A declared training step explains a change at most this many times the round's median (or as
+# many times smaller): a peer cannot make an arbitrary change look ordinary by declaring a huge step.
+MAX_EXPLAINED = 4.0
+
+
+def explained_changes(updates: Mapping[str, ModelUpdate], base: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Each sender's change, divided by how much larger its declared training step (learning rate x
+    local epochs) is than the round's median, within ``MAX_EXPLAINED``.
+
+    Adam-trained changes grow about linearly with the learning rate and the epochs, so a member whose
+    blueprint trains 2.5 times harder sends a change about 2.5 times longer than its peers': by size
+    alone the same as an attacker that scales an honest change (docs/defederation.md). Judged against
+    what its own signed declaration explains, it is ordinary, while an attacker that scales without
+    declaring it stays far out. When every member declares the same step (one blueprint), nothing
+    changes.
+    """
+    steps = {sender: update.training_step for sender, update in updates.items()}
+    typical = float(torch.tensor(sorted(steps.values())).median()) if steps else 1.0
+    changes = {}
+    for sender, update in updates.items():
+        ratio = min(MAX_EXPLAINED, max(1 / MAX_EXPLAINED, steps[sender] / typical))
+        point = _point(update, base)
+        names = sorted(update.parameters) if update.delta is None else sorted(base)
+        if ratio != 1.0 and all(name in base for name in names):
+            # Scale the change from the round's base, not the parameters (the statistics are
+            # translation invariant, so staying in parameter space changes nothing else).
+            start = torch.cat([base[name].reshape(-1) for name in names])
+            point = start + (point - start) / ratio
+        changes[sender] = point
+    return changes
 
 
 def screening_statistic(changes: Mapping[str, Tensor], statistic: str) -> dict[str, float]:

@@ -185,6 +185,7 @@ class ModelUpdate:
     sha256: str = ""
     metrics: tuple[tuple[str, float], ...] = ()
     delta: CompressedDelta | None = None
+    training_step: float = 1.0  # learning rate x local epochs the sender declares (defence.py)
 
     def __post_init__(self) -> None:
         _require_iri(self.group, "update group")
@@ -192,6 +193,9 @@ class ModelUpdate:
             raise MessageError(f"round must be a non-negative integer, got {self.round!r}")
         if not isinstance(self.samples, int) or self.samples < 1:
             raise MessageError(f"samples must be a positive integer, got {self.samples!r}")
+        step = self.training_step
+        if isinstance(step, bool) or not isinstance(step, int | float) or not 0 < step < math.inf:
+            raise MessageError(f"the training step must be a positive number, got {step!r}")
         if (not self.parameters) == (self.delta is None):
             raise MessageError("an update carries either parameters or a compressed delta")
         if self.delta is not None:

@@ -76,7 +76,7 @@ def publish(ctx: NodeContext, state: NodeState, now: float) -> Step:
     leaked = [name for name in result.weights if name not in shared and name not in state.weights]
     if leaked:
         raise PrivacyViolation(f"learner produced parameters the node did not have: {leaked}")
-    update, residual = _update(state, membership, base, shared, result)
+    update, residual = _update(state, membership, base, shared, result, ctx.training_step)
     if not all(is_shared(name) for name in update.names):
         raise PrivacyViolation("an update would carry a per-listener parameter")
     recipients = _recipients(state, membership, round_number)
@@ -108,19 +108,21 @@ def _update(
     base: dict[str, Tensor],
     shared: dict[str, Tensor],
     result: TrainResult,
+    step: float,
 ) -> tuple[ModelUpdate, Mapping[str, Tensor]]:
     """The round's update: full shared tensors, or the compressed change since ``base`` with error
     feedback (the group's ``row_fraction`` and ``quantize``); and the residual to carry forward."""
     group = membership.group
     samples, metrics = max(1, result.samples), tuple(sorted(result.metrics.items()))
+    declared = {"metrics": metrics, "training_step": step}
     if group.row_fraction is None:
-        full = ModelUpdate(group.iri, membership.round, shared, samples, metrics=metrics)
+        full = ModelUpdate(group.iri, membership.round, shared, samples, **declared)
         return full, state.residual
     change = {name: shared[name] - base[name] for name in shared}
     delta, residual = compress_with_feedback(
         change, dict(state.residual) or None, fraction=group.row_fraction, quantize=group.quantize
     )
-    return ModelUpdate(group.iri, membership.round, samples=samples, metrics=metrics, delta=delta), residual
+    return ModelUpdate(group.iri, membership.round, samples=samples, delta=delta, **declared), residual
 
 
 def _recipients(state: NodeState, membership: Membership, round_number: int) -> tuple[str, ...]:

@@ -168,6 +168,7 @@ def _update_json(update: ModelUpdate, actor: str) -> dict[str, Any]:
             "mediaType": ARTIFACT_MEDIA_TYPE,
         },
         "spore:metrics": dict(update.metrics),
+        "spore:trainingStep": update.training_step,
     }
 
 
@@ -204,6 +205,7 @@ def _update_from(value: Any, artifacts: Mapping[str, bytes]) -> ModelUpdate:
         samples=value["spore:samples"],
         sha256=digest,
         metrics=tuple(sorted((str(k), float(v)) for k, v in metrics.items())),
+        training_step=value.get("spore:trainingStep", 1.0),
     )
 
 
