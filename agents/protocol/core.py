@@ -23,6 +23,7 @@ from agents.protocol.groups import (
     on_announce,
     on_join_elsewhere,
     on_leave_of_owner,
+    refuse,
     seek,
 )
 from agents.protocol.learning import shared_part
@@ -233,16 +234,7 @@ def _on_join(ctx: NodeContext, state: NodeState, message: Message, now: float) -
         return on_join_elsewhere(state, message)
     reason = ctx.admission(owned, message)
     if reason is not None:
-        state, activity_id = state.next_id("reject")
-        reject = Reject(
-            id=activity_id,
-            actor=state.actor,
-            to=(message.actor,),
-            join=message.id,
-            group=owned.info.iri,
-            reason=reason,
-        )
-        return count(state, "rejected"), [reject]
+        return refuse(state, message, reason)
     membership = state.membership
     round_number = (
         membership.round if membership is not None and membership.group.iri == owned.info.iri else 0

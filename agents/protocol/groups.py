@@ -43,6 +43,7 @@ __all__ = [
     "on_leave_of_owner",
     "prefers",
     "rank",
+    "refuse",
     "seek",
 ]
 
@@ -110,19 +111,19 @@ def on_announce(ctx: NodeContext, state: NodeState, message: Message, now: float
     return replace(state, known_groups={**state.known_groups, group.hashtag: group}), []
 
 
+def refuse(state: NodeState, join: Join, reason: str, counter: str = "rejected") -> Step:
+    """A ``Reject`` of ``join`` with ``reason``, counted under ``counter``."""
+    state, activity_id = state.next_id("reject")
+    reject = Reject(
+        id=activity_id, actor=state.actor, to=(join.actor,), join=join.id, group=join.group, reason=reason
+    )
+    return count(state, counter), [reject]
+
+
 def on_join_elsewhere(state: NodeState, join: Join) -> Step:
     """A Join for a group this node does not own (dissolved, or never founded): refuse it at once, so
     that the applicant looks elsewhere instead of waiting for its join timeout."""
-    state, activity_id = state.next_id("reject")
-    reject = Reject(
-        id=activity_id,
-        actor=state.actor,
-        to=(join.actor,),
-        join=join.id,
-        group=join.group,
-        reason="no such group here (dissolved or never founded)",
-    )
-    return count(state, "rejected:unknown-group"), [reject]
+    return refuse(state, join, "no such group here (dissolved or never founded)", "rejected:unknown-group")
 
 
 def dissolve_duplicates(state: NodeState, joined: GroupInfo) -> Step:
