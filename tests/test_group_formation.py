@@ -300,3 +300,20 @@ def test_sides_that_miss_each_other_at_start_merge_after_healing() -> None:
     merged = _groups(simulator)
     assert len(merged) == 1 and next(iter(merged.values())) == set(side_a) | set(side_b)
     assert sum(bool(simulator.state(actor).owned) for actor in simulator.nodes) == 1
+
+
+def test_a_node_cut_off_from_every_group_still_finishes_its_rounds() -> None:
+    # --rounds N ends when every node is done: a node that cannot reach the only owner of its hashtag
+    # must not wait forever; after found_after it founds its own group and trains its rounds alone.
+    owner, stranded = "https://a.test/owner", "https://b.test/stranded"
+    simulator = Simulator(seed=3)
+    ctx, state = node(owner, owns=True, found_after=6.0)
+    simulator.add_node(replace(ctx, max_rounds=2), state)
+    ctx, state = node(stranded, found_after=6.0)
+    simulator.add_node(replace(ctx, max_rounds=2), state)
+    simulator.partition([[owner], [stranded]], at=0.01)
+    simulator.run(80.0)
+    alone = simulator.state(stranded)
+    assert alone.counters["founded-alone"] == 1 and alone.owned
+    assert alone.membership is not None and alone.membership.members == {stranded}
+    assert alone.membership.round >= 2 and simulator.state(owner).membership.round >= 2  # type: ignore[union-attr]
