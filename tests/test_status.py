@@ -129,3 +129,33 @@ def test_status_without_urls_reads_the_demo_plan_and_refuses_when_there_is_none(
 def test_status_refuses_a_url_that_is_not_http() -> None:
     result = CliRunner().invoke(cli, ["status", "ftp://example.org"])
     assert result.exit_code == 2 and "not an http(s) URL" in result.output
+
+
+def test_parse_decisions_strips_the_namespace_drops_malformed_rows_and_lists_each_decision_once() -> None:
+    def row(iri: str, node: str, round_: str | None, kind: str, why: str) -> dict:
+        cells = {"decision": iri, "node": node, "type": kind, "explanation": why}
+        if round_ is not None:
+            cells["round"] = round_
+        return {key: {"type": "literal", "value": value} for key, value in cells.items()}
+
+    a = "http://127.0.0.1:8001/nodes/a"
+    switch = row(f"{a}/decisions/3-switch", a, "3", f"{watch.SPORE_NS}SwitchDecision", "#rock is better")
+    results = {
+        "results": {
+            "bindings": [
+                switch,
+                switch,  # one decision joined with two chosen options: one line
+                row(f"{a}/decisions/x", a, "soon", f"{watch.SPORE_NS}MutateDecision", "lr x 1.5"),
+                {"decision": {"value": f"{a}/decisions/no-node"}},  # no node, no type: skipped
+                "not a row",
+            ]
+        }
+    }
+    found = watch.parse_decisions(results)
+    assert [(d.iri.rsplit("/", 1)[-1], d.round, d.kind) for d in found] == [
+        ("x", None, "MutateDecision"),
+        ("3-switch", 3, "SwitchDecision"),
+    ]
+    assert watch.decision_text(found[1]) == "a decided in round 3 (SwitchDecision): #rock is better"
+    assert watch.decision_text(found[0]) == "a decided (MutateDecision): lr x 1.5"
+    assert watch.parse_decisions({"results": "broken"}) == []
