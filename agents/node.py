@@ -11,6 +11,7 @@ sequence (peers drop a reused activity id as a replay).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,8 @@ from agents.protocol.state import NodeState, OwnedGroup, initial_state
 from knowledge.graphs import NodeGraphs
 from reasoning.defederation import Ledger
 from reasoning.ledger_json import ledger_from_json, ledger_to_json
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Checkpoint", "FungusNode", "founded_group", "load_checkpoint", "node_state", "save_checkpoint"]
 
@@ -93,7 +96,16 @@ class FungusNode:
 
     def step(self, inbox: list[Envelope], now: float) -> list[Message]:
         """One protocol transition; the caller serialises steps of one node (the core is pure)."""
+        alone = self.state.counters.get("founded-alone", 0)
         self.state, outbox = step(self.ctx, self.state, inbox, now)
+        if self.state.counters.get("founded-alone", 0) > alone and self.state.membership is not None:
+            # The fallback that keeps --rounds N finite: say it, since the node now trains by itself.
+            log.warning(
+                "node %s reached no group for %.0f s: founded %s alone",
+                self.name,
+                self.ctx.found_after,
+                self.state.membership.group.iri,
+            )
         return outbox
 
     @property

@@ -6,12 +6,15 @@ fungiverses (least-squares nodes, virtual time), so the file stays fast.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+import pytest
 import torch
 
+from agents.node import FungusNode
 from agents.node_setup import assign_roles
 from agents.protocol import (
     BlueprintSummary,
@@ -317,3 +320,15 @@ def test_a_node_cut_off_from_every_group_still_finishes_its_rounds() -> None:
     assert alone.counters["founded-alone"] == 1 and alone.owned
     assert alone.membership is not None and alone.membership.members == {stranded}
     assert alone.membership.round >= 2 and simulator.state(owner).membership.round >= 2  # type: ignore[union-attr]
+
+
+def test_a_served_node_says_when_it_founds_alone(caplog: pytest.LogCaptureFixture) -> None:
+    ctx, state = node(MEMBER, found_after=10.0)
+    fungus = FungusNode("stranded", ctx, state)
+    fungus.step([], 0.0)
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="agents.node"):
+        fungus.step([], 10.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"node stranded reached no group for 10 s: founded {group(MEMBER).iri} alone"
+    ]
