@@ -35,6 +35,7 @@ from rdflib.namespace import PROV
 import queries
 from agents import watch
 from agents.claims import ClaimReader
+from agents.commands.demo import tell_decisions
 from agents.commands.explain import explain
 from agents.commands.status import status
 from agents.fungus_host import start_fungus_host
@@ -450,7 +451,9 @@ def test_one_read_of_a_groups_claim_serves_every_node_of_a_host(world: World) ->
     assert reads == [good.iri] * 3
 
 
-def test_spore_status_shows_the_last_rounds_decisions_as_the_demo_prints_them(world: World) -> None:
+def test_spore_status_shows_the_last_rounds_decisions_as_the_demo_prints_them(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert wait_for(lambda: bool(world.decisions("doubter")), 60)
     urls = [host.runtime.config.base_url for host in world.running]
     decisions = watch.fetch_decisions(urls)
@@ -461,6 +464,10 @@ def test_spore_status_shows_the_last_rounds_decisions_as_the_demo_prints_them(wo
     assert {d.round for d in mine} == {latest}  # the last round's only
     line = watch.decision_text(mine[0])
     assert line.startswith(f"doubter decided in round {latest} (") and mine[0].explanation in line
+    told: set[str] = set()  # the demo's terminal: each decision once, however often it polls
+    tell_decisions(urls, told)
+    tell_decisions(urls, told)
+    assert capsys.readouterr().out.count(f"  {line}\n") == 1 and mine[0].iri in told
     result = CliRunner().invoke(status, urls)
     assert result.exit_code == 0, result.output
     assert "decisions of each node's last reasoning round:" in result.output

@@ -180,10 +180,7 @@ def _follow(
         if key != shown or now - last_line > 30:
             click.echo(watch.progress_line(summary, now - started))
             if key[0] != (shown or (None,))[0]:  # a new round: what the nodes decided after it
-                for decision in watch.fetch_decisions(urls):
-                    if decision.iri not in told:
-                        told.add(decision.iri)
-                        click.echo(f"  {watch.decision_text(decision)}")
+                tell_decisions(urls, told)
             shown, last_line = key, now
             if summary.reachable == len(urls) and summary.round > first_round:
                 orchestration.save_progress(state_dir, summary.round)
@@ -195,5 +192,14 @@ def _follow(
             if summary.grouped == summary.nodes or now - reached_at > _STRAGGLER_SECONDS:
                 if summary.grouped < summary.nodes:
                     click.echo(f"{summary.nodes - summary.grouped} node(s) did not join a group")
+                tell_decisions(urls, told)  # the last round's, reasoned after the last poll
                 return list(results)
         time.sleep(1.0)
+
+
+def tell_decisions(urls: list[str], told: set[str]) -> None:
+    """Print the nodes' last-round decisions not printed yet (``told`` remembers them)."""
+    for decision in watch.fetch_decisions(urls):
+        if decision.iri not in told:
+            told.add(decision.iri)
+            click.echo(f"  {watch.decision_text(decision)}")
