@@ -97,6 +97,8 @@ HOST_B = (
     Plan("mover", "#bad", 8, "0.0001", False),
     Plan("mid", "#mid", 12, "0.05", True),
     Plan("doubter", "#mid", 12, "0.0001", False, patience=2),
+    # Stagnates at once (its rate is tiny), so selection adopts a peer's blueprint.
+    Plan("adopter", "#bad", 8, "0.0001", False, patience=50, stagnation=2, rate="0.2"),
 )
 
 
@@ -424,6 +426,42 @@ def test_a_mutation_rebuilds_the_learner_and_publishes_the_revision(world: World
     assert response.status_code == 200
     served = Graph().parse(data=response.text, format="turtle")
     assert (first_revision, PROV.wasRevisionOf, URIRef(f"{actor}/blueprint")) in served
+
+
+@pytest.mark.slow
+def test_a_stagnating_node_adopts_a_verified_better_peers_blueprint_over_http(world: World) -> None:
+    adopter = world.node("adopter")
+    store = world.store("adopter")
+    actor = adopter.actor
+
+    def adoptions() -> list[DecisionView]:
+        return [d for d in world.decisions("adopter") if "Adopted a peer's blueprint" in d.explanation]
+
+    assert wait_for(lambda: bool(adoptions()), 90), [d.explanation for d in world.decisions("adopter")]
+    decision = adoptions()[0]
+    assert decision.kind_name == "MutationDecision" and decision.round is not None
+    # The evidence: its own measurement of the peer group's snapshot on its own listeners.
+    own_checks = [e for e in decision.evidence if e.by == actor and not e.claimed and e.value is not None]
+    assert own_checks, decision.evidence
+    revision = URIRef(f"{actor}/blueprints/{decision.round}")
+    graph = to_rdflib(store, graph_iri(NamedNode(actor), GraphKind.BLUEPRINT))
+    parent = graph.value(revision, PROV.wasRevisionOf)
+    peers = {world.node(name).actor for name in ("good", "mid")}
+    assert parent is not None and any(str(parent).startswith(p) for p in peers), parent
+    assert str(graph.value(revision, SPORE.nodeName)) == "adopter"  # its own name stays
+    settings = learner_settings(graph, revision)
+    assert settings["learning_rate"] != pytest.approx(0.0001)  # the peer's rate, not its own file's
+    # The rounds after it train with the adopted revision's settings (or a later revision's).
+    assert wait_for(lambda: adopter.state.rounds_done > decision.round + 1, 30)  # type: ignore[operator]
+    current = current_blueprint(store, actor)
+    assert current is not None and str(current).startswith(f"{actor}/blueprints/")
+    latest = learner_settings(to_rdflib(store, graph_iri(NamedNode(actor), GraphKind.BLUEPRINT)), current)
+    learner = adopter.ctx.learner
+    assert (learner.learning_rate, learner.local_epochs, learner.num_layers) == (
+        latest["learning_rate"],
+        latest["local_epochs"],
+        latest["num_layers"],
+    )
 
 
 def test_one_read_of_a_groups_claim_serves_every_node_of_a_host(world: World) -> None:
