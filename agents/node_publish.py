@@ -200,6 +200,10 @@ def evaluations_graph(
         graph.add((evaluation, PROV.generatedAtTime, when))
         if group is not None:
             graph.add((evaluation, SPORE.group, URIRef(group)))
+        # The item-graph blend the learner chose on validation (agents/protocol/recommender.py).
+        for setting, term in (("graph_beta", SPORE.itemGraphBeta), ("blend_weight", SPORE.blendWeight)):
+            if setting in metrics:
+                graph.add((evaluation, term, Literal(float(metrics[setting]), datatype=XSD.double)))
     if len(graph):
         graph.add((held_out, RDF.type, DCAT.Dataset))
         graph.add((held_out, SPORE.split, Literal("test")))

@@ -77,6 +77,7 @@ class SPORE(DefinedNamespace):
     architecture: URIRef
     artist: URIRef
     batchSize: URIRef
+    blendWeight: URIRef
     blockedHost: URIRef
     blocks: URIRef
     blueprint: URIRef
@@ -103,6 +104,7 @@ class SPORE(DefinedNamespace):
     hashtag: URIRef
     hostedBy: URIRef
     implements: URIRef
+    itemGraphBeta: URIRef
     knowledgeEntity: URIRef
     knowledgeRelation: URIRef
     krumSelection: URIRef

@@ -80,10 +80,14 @@ def test_a_snapshot_holds_only_shared_weights_and_its_card_and_evaluations_confo
         ACTOR,
         sha256=digest,
         round_number=2,
-        metrics={"recall@20": 0.25, "ndcg@20": 0.125, "loss": 3.0},
+        metrics={"recall@20": 0.25, "ndcg@20": 0.125, "loss": 3.0, "graph_beta": 0.4, "blend_weight": 0.25},
         group=GROUP.iri,
     )
     conforms(card + evaluations)
+    # The blend the node chose on validation is on every evaluation it produced, for a person to see.
+    for evaluation in evaluations.subjects(RDF.type, SPORE.Evaluation):
+        assert list(evaluations.objects(evaluation, SPORE.itemGraphBeta)) == [Literal(0.4)]
+        assert list(evaluations.objects(evaluation, SPORE.blendWeight)) == [Literal(0.25)]
     snapshot = snapshot_iri(digest)
     assert str(snapshot).startswith("ni:///sha-256;")
     assert (snapshot, SPORE.roundNumber, Literal(2)) in card

@@ -87,6 +87,9 @@ def test_a_served_knowledge_aware_node_publishes_a_card_and_snapshot_with_its_kg
         assert choice is not None and choice.beta in BETAS and choice.weight in BLEND_WEIGHTS
         metrics = dict(node.state.last_round.metrics)
         assert {"recall@20", "blend-recall@20"} <= set(metrics)
+        # ... and published that choice with its evaluations, for a person reading its graph.
+        assert metrics["graph_beta"] in {float(v) for v in graph.objects(None, SPORE.itemGraphBeta)}
+        assert metrics["blend_weight"] in {float(v) for v in graph.objects(None, SPORE.blendWeight)}
         liked = synthesize(CORPUS).artists[0].name
         page = httpx.get(
             f"{host.runtime.config.base_url}/recommend",

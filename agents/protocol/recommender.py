@@ -286,7 +286,8 @@ class LightGCNLearner:
         choice = self.choose_blend(weights, statistics)
         scorer = self.blended_scorer(weights, statistics, beta=choice.beta, weight=choice.weight)
         blend = self._metrics(self.ranking(scorer))
-        return {**model, **{f"{BLEND_PREFIX}{name}": value for name, value in blend.items()}}
+        settings = {"graph_beta": choice.beta, "blend_weight": choice.weight}  # published (node_publish)
+        return {**model, **{f"{BLEND_PREFIX}{name}": value for name, value in blend.items()}, **settings}
 
     @property
     def has_validation(self) -> bool:
