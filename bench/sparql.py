@@ -9,6 +9,8 @@ is checked byte for byte against the endpoint's. So the ratio is what the endpoi
 protocol parsing, the worker thread and the size/deadline checks. Beside it, the Oxigraph server
 (the same engine, in Rust, in memory) answers the same query over the same dataset through its own
 ``/query``, asked by the same HTTP client as ``/sparql``: what any HTTP endpoint of this store costs.
+And a bare ASGI app under the host's uvicorn (httptools, uvloop), in a process of its own, answers
+each query's expected bytes from memory: the loopback HTTP floor that no endpoint in Python goes under.
 All three take turns query by query, so bursts of load on the shared machine fall on every column
 alike; CPU time (this process plus the server's, read from /proc) is reported beside wall time
 because a busy machine inflates wall time far more.
@@ -25,14 +27,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pyoxigraph as ox
+import uvicorn
 
 from federation.config import HostConfig, NodeSpec
 from federation.host import RunningHost, bind_loopback, build_host
@@ -190,6 +195,62 @@ def serve_host(triples: int) -> None:
         sys.stdin.read()
 
 
+def serve_bytes(folder: Path) -> None:
+    """The bare server's process (``--serve-bytes``): ``GET /N`` answers the bytes of ``folder/N``.
+
+    The host's uvicorn settings with no FastAPI, no router, no query and no thread hop: what HTTP on
+    loopback costs any Python endpoint answering the same bytes to the same client.
+    """
+    bodies = {f"/{path.stem}".encode(): (path.read_bytes(), path.suffix) for path in folder.iterdir()}
+    media = {".json": b"application/sparql-results+json", ".ttl": b"text/turtle"}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body, suffix = bodies[scope["raw_path"]]
+        headers = [(b"content-type", media[suffix]), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    sock = bind_loopback()
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+
+    def stop_when_stdin_closes() -> None:
+        sys.stdin.read()
+        server.should_exit = True
+
+    threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
+    server.run(sockets=[sock])
+
+
+@contextmanager
+def bare_process(bodies: Sequence[tuple[bytes, str]]) -> Iterator[tuple[str, int]]:
+    """A bare uvicorn app serving ``bodies`` (bytes, query) as ``/0``, ``/1`` …; (its URL, its pid)."""
+    with tempfile.TemporaryDirectory() as folder:
+        for index, (body, query) in enumerate(bodies):
+            suffix = ".ttl" if query.startswith("CONSTRUCT") else ".json"
+            (Path(folder) / f"{index}{suffix}").write_bytes(body)
+        command = [sys.executable, __file__, "--serve-bytes", folder]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdin is not None
+        try:
+            base = process.stdout.readline().strip()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{base}/0", timeout=1).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise
+                    time.sleep(0.05)
+            yield base, process.pid
+        finally:
+            process.stdin.close()
+            process.wait(timeout=30)
+
+
 @contextmanager
 def host_process(triples: int) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A SPORE host serving node alice in another process; (its base URL, the process)."""
@@ -263,9 +324,13 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bytes", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve_host(args.triples)
+        return
+    if args.serve_bytes:
+        serve_bytes(args.serve_bytes)
         return
 
     rows, results = [], {}
@@ -276,19 +341,24 @@ def main() -> None:
         fill(store, graphs, args.triples)
         assert host.stdout is not None and host.stdout.readline().strip() == "ready", "the host did not start"
         print(f"{len(store.native):,} quads in each store; client: {args.client}, keep-alive", flush=True)
+        answers = {label: direct(graphs, query) for label, query in QUERIES.items()}
         with (
             oxigraph_server(store) as server,
+            bare_process([(answers[label], query) for label, query in QUERIES.items()]) as bare,
             http_client(args.client, base, accept_for) as ask_host,
             http_client(args.client, server[0] if server else base, accept_for) as ask_server,
+            http_client(args.client, bare[0], accept_for) as ask_bare,
         ):
             dataset = dataset_params(graphs.public_graphs)
-            for label, query in QUERIES.items():
+            for index, (label, query) in enumerate(QUERIES.items()):
                 endpoint_target = "/nodes/alice/sparql?" + urlencode({"query": query})
-                expected = direct(graphs, query)
+                expected = answers[label]
                 assert ask_host(endpoint_target, query) == expected, label  # same answer, same bytes
+                assert ask_bare(f"/{index}", query) == expected, label
                 runs: dict[str, Run] = {
                     "store": (lambda q=query: direct(graphs, q), None),
                     "endpoint": (lambda t=endpoint_target, q=query: ask_host(t, q), host.pid),
+                    "bare_http": (lambda t=f"/{index}", q=query: ask_bare(t, q), bare[1]),
                 }
                 if server is not None:
                     server_target = "/query?" + urlencode([("query", query), *dataset])
@@ -305,6 +375,7 @@ def main() -> None:
             "store ms",
             "/sparql ms",
             "ratio",
+            "bare HTTP ms",
             "Oxigraph server ms",
             "/sparql ÷ server",
             "store CPU ms",
@@ -324,7 +395,7 @@ def table_row(label: str, record: dict[str, dict[str, float]]) -> list[object]:
     store, endpoint = record["store"], record["endpoint"]
     server = record.get("oxigraph_server")
     row: list[object] = [label, store["median_s"] * 1000, endpoint["median_s"] * 1000]
-    row.append(endpoint["median_s"] / store["median_s"])
+    row += [endpoint["median_s"] / store["median_s"], record["bare_http"]["median_s"] * 1000]
     if server is None:
         row += ["n/a", "n/a"]
     else:
