@@ -71,6 +71,15 @@ _PREFLIGHT = {
 }
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the request timed out or the client went away: nobody is waiting
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
 def _one_line(message: str, limit: int = 300) -> str:
     # pyoxigraph lists every token it expected; the position and the first of them say enough.
     text = " ".join(message.split())
@@ -127,19 +136,27 @@ class SparqlService:
         if not self.slots.acquire(blocking=False):
             raise ProtocolError(503, "the endpoint is busy with other queries; retry shortly")
 
-        def work() -> Any:
+        # The worker settles an asyncio future itself rather than through run_in_executor and
+        # wait_for, whose wrapped and chained futures cost ~20 µs of a ~0.1 ms hop a request.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def work() -> None:
             try:
-                return function(*args, **kwargs)
+                result = function(*args, **kwargs)
             except BaseException as error:
                 # The traceback's frames hold pyoxigraph results, which must be freed on this thread.
                 error.__traceback__ = None
-                raise
+                loop.call_soon_threadsafe(_settle, future, None, error)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
             finally:
                 self.slots.release()
 
-        future = asyncio.get_running_loop().run_in_executor(self.executor, work)
+        self.executor.submit(work)
         try:
-            return await asyncio.wait_for(future, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await future
         except (TimeoutError, QueryTimeout) as error:
             raise ProtocolError(503, f"the query ran past the {self.timeout:g} s limit") from error
         except ResultTooLarge as error:
