@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import httpx
 import pytest
 import torch
 from click.testing import CliRunner
-from pyoxigraph import NamedNode
+from pyoxigraph import NamedNode, RdfFormat
 from rdflib import RDF, Graph, Literal, URIRef
 from rdflib.namespace import PROV
 
@@ -54,7 +55,8 @@ from knowledge.music.synth import SynthParams, synthesize
 from knowledge.store import EmbeddedStore, to_rdflib
 from ontology import SPORE
 from reasoning.decisions import DecisionView, read_decisions
-from reasoning.mutation import current_blueprint
+from reasoning.mutation import current_blueprint, load_operators, mutate
+from reasoning.mutation import write_blueprint as write_mutant
 from reasoning.records import rule_dataset
 from shapes.validation import default_validator
 
@@ -517,25 +519,47 @@ def test_a_restarted_node_follows_its_blueprint_revision_not_its_file(world: Wor
     store = world.store("liar")
     original = URIRef(f"{liar.actor}/blueprint")
     assert wait_for(lambda: current_blueprint(store, liar.actor) not in (None, original), 60)
+    # The running liar goes on reasoning, so the restart takes a copy of its blueprint graph. Its own
+    # mutation may have changed only its policy: on the copy a further revision changes the learning
+    # rate, so that a node following the revision is told apart from one following its file.
+    target = graph_iri(NamedNode(liar.actor), GraphKind.BLUEPRINT)
+    live = to_rdflib(store, target)
+    copy = EmbeddedStore()
+    copy.load(live.serialize(format="nt"), format=RdfFormat.N_TRIPLES, graph=target)
+    mutated = current_blueprint(copy, liar.actor)
+    assert mutated is not None and mutated != original
+    rate = [op for op in load_operators() if op.name == "learningRate"]
+    mutants = (
+        mutate(
+            live,
+            mutated,
+            URIRef(f"{liar.actor}/blueprints/restart"),
+            rng=random.Random(seed),
+            rate=1.0,
+            operators=rate,
+        )
+        for seed in range(20)
+    )
+    mutant = next(
+        m for m in mutants if abs(learner_settings(m.graph, m.iri)["learning_rate"] - 0.0001) > 1e-9
+    )
+    write_mutant(copy, liar.actor, mutant.graph, mutant.iri)
     # A restart: the same blueprint file and store, the same actor, built afresh as `spore serve` does,
     # then what a host does first with a node: publish its self, then let it reason.
     base = liar.actor.rsplit("/nodes/", 1)[0]
     catalogue = CatalogueQuads(synthesize(SynthParams(listeners=40, artists=120, seed=3)))
-    again = served_node(HOST_A[1], base, store, catalogue, tmp_path)
+    again = served_node(HOST_A[1], base, copy, catalogue, tmp_path)
     assert again.ctx.learner.learning_rate == pytest.approx(0.0001)  # the file's
     assert start_publishing(again, "http://127.0.0.1:9/actor") is not None
-    kept = current_blueprint(store, liar.actor)
-    assert kept is not None and kept != original  # publishing did not put the file's blueprint back
-    revision = resume_revision(again)
-    assert revision is not None and str(revision).startswith(f"{liar.actor}/blueprints/")
-    settings = learner_settings(
-        to_rdflib(store, graph_iri(NamedNode(liar.actor), GraphKind.BLUEPRINT)), revision
-    )
+    assert current_blueprint(copy, liar.actor) == mutant.iri  # publishing did not put the file's back
+    assert resume_revision(again) == mutant.iri
+    settings = learner_settings(to_rdflib(copy, target), mutant.iri)
     learner = again.ctx.learner
     assert (learner.learning_rate, learner.local_epochs, learner.num_layers) == (
         settings["learning_rate"],
         settings["local_epochs"],
         settings["num_layers"],
     )
-    assert (learner.learning_rate, learner.local_epochs, learner.num_layers) != (0.0001, 1, 2)  # the file's
+    assert learner.learning_rate != pytest.approx(0.0001)  # not the file's
+    assert again.ctx.training_step == pytest.approx(learner.learning_rate * learner.local_epochs)
     assert again.blueprint is not None and again.blueprint.local_epochs == settings["local_epochs"]
