@@ -181,6 +181,19 @@ class ServedThinking:
         if revision is not None and publisher is not None and node.blueprint is not None:
             publisher.blueprint = node.blueprint  # model cards describe the settings it follows
             log.info("node %s follows its blueprint revision %s", node.name, revision)
+        if revision is not None and self.host.on_round is not None:
+            learner = node.ctx.learner
+            self.host.on_round(
+                {
+                    "event": "revision",
+                    "host": self.host.runtime.config.base_url,
+                    "node": node.name,
+                    "blueprint": str(revision),
+                    "learning_rate": learner.learning_rate,
+                    "local_epochs": learner.local_epochs,
+                    "layers": learner.num_layers,
+                }
+            )
 
     # -- what the host knows of groups ---------------------------------------------------------------
     def groups(self) -> dict[str, GroupInfo]:

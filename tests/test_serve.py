@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -176,3 +177,62 @@ def test_sigterm_stops_a_host_cleanly_after_its_checkpoint(tmp_path: Path) -> No
         rest.append(json.loads(lines.get()))
     assert rest[-1]["event"] == "stopped" and rest[-1]["signal"] == "SIGTERM"
     assert (tmp_path / "host" / "nodes" / "solo" / "checkpoint.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_host_started_again_follows_the_blueprint_revision_in_its_store(tmp_path: Path) -> None:
+    """A real restart: a second ``spore serve`` process on the same data directory follows the
+    revision its node wrote (as a mutation or an adoption does), not the blueprint file."""
+    from pyoxigraph import NamedNode
+    from rdflib import URIRef
+
+    from agents.thinking import learner_settings
+    from knowledge.graphs import GraphKind, graph_iri
+    from knowledge.store import EmbeddedStore, to_rdflib
+    from reasoning.mutation import current_blueprint, load_operators, mutate
+    from reasoning.mutation import write_blueprint as write_revision
+
+    blueprint = write_blueprint(tmp_path, "solo")  # learning rate 0.01
+    data = tmp_path / "host"
+    port = free_port()
+    command = ["serve", str(blueprint), "--port", str(port), "--data-dir", str(data), "--synth"]
+    first = spore(*command, "--round-seconds", "0.5", "--rounds", "1", timeout=180)
+    assert first.returncode == 0, first.stderr[-2000:]
+    [node] = [line for line in events(first.stdout) if line["event"] == "node"]
+    actor = str(node["actor"])
+    target = graph_iri(NamedNode(actor), GraphKind.BLUEPRINT)
+    store = EmbeddedStore(data / "store")
+    try:
+        graph = to_rdflib(store, target)
+        parent = current_blueprint(store, actor)
+        assert parent == URIRef(f"{actor}/blueprint")
+        rate = [op for op in load_operators() if op.name == "learningRate"]
+        child = URIRef(f"{actor}/blueprints/2")
+        revision = mutate(graph, parent, child, rng=random.Random(0), rate=1.0, operators=rate)
+        write_revision(store, actor, revision.graph, revision.iri)
+        chosen = learner_settings(revision.graph, revision.iri)["learning_rate"]
+        assert chosen != pytest.approx(0.01)
+    finally:
+        store.close()
+
+    second = spore(*command, "--round-seconds", "0.5", "--rounds", "1", timeout=180)
+    assert second.returncode == 0, second.stderr[-2000:]
+    [resumed] = [line for line in events(second.stdout) if line["event"] == "revision"]
+    assert resumed["node"] == "solo" and resumed["blueprint"] == str(child)
+    assert resumed["learning_rate"] == pytest.approx(chosen)  # the learner trains with the revision
+    rounds = [line for line in events(second.stdout) if line["event"] == "round"]
+    assert rounds and rounds[-1]["round"] == 1  # the protocol counts from 0: the second round
+    store = EmbeddedStore(data / "store", read_only=True)
+    try:
+        assert current_blueprint(store, actor) == child  # publishing again did not put the file's back
+        rates = [
+            float(row["rate"].value)
+            for row in store.query(
+                "SELECT ?rate WHERE { GRAPH ?g { ?snapshot <https://w3id.org/spore/ns#roundNumber> 2 ; "
+                "<https://w3id.org/spore/ns#configuration> ?c . "
+                "?c <https://w3id.org/spore/ns#learningRate> ?rate } }"
+            )
+        ]
+        assert rates == [pytest.approx(chosen)]  # round 2's snapshot was trained with the revision
+    finally:
+        store.close()
