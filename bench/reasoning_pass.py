@@ -9,6 +9,9 @@ decision is recorded) and the mutation rule (the node still improves, so nothing
 case times a pass in which the node stagnates and writes a mutated blueprint (SHACL validation of the
 mutant included), each run on a fresh copy of the store.
 
+On disk (a served node's store), side by side: the pass as served nodes run it, with the graphs it
+reads also kept in memory (knowledge/store/mirror.py), and the same pass reading RocksDB each time.
+
 Baseline, same triples, same rules: owlrl's RDFS closure of the graphs with the ontology, then
 rdflib's SPARQL engine evaluating the same ``decide-switch`` and ``decide-mutation`` queries. Before
 timing, both engines must rank the same options with the same verdicts.
@@ -37,7 +40,7 @@ from agents.blueprint_writer import BlueprintChoices, new_blueprint
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import EmbeddedStore, to_rdflib
 from ontology import SPORE, load_ontology
-from reasoning.decisions import inferred_graph, reason
+from reasoning.decisions import inferred_graph, reason, reasoning_graphs
 from reasoning.evidence import Measurement, blueprint_of, evaluation, group_description, membership
 from reasoning.records import rule_dataset
 from reasoning.rules import entail
@@ -198,7 +201,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as directory:
         disk = EmbeddedStore(Path(directory) / "store")
         disk.load(store.dump(format=RdfFormat.N_QUADS), format=RdfFormat.N_QUADS)
+        from_disk = measure(
+            lambda: reason(disk, NODE, round_number=args.rounds, now=START, rng=rng, keep_in_memory=False),
+            repeat=args.repeat,
+        )
         on_disk = measure(lambda: one_pass(disk), repeat=args.repeat)
+        assert disk.kept(reasoning_graphs(NODE)) is not None
         disk.close()
 
     stagnating = node_store(args.rounds, args.groups, stagnate=True)
@@ -224,7 +232,8 @@ def main() -> int:
         "pass: entailment + rules (pyoxigraph, in memory)": memory,
         "entailment only (pyoxigraph, in memory)": entailment_only,
         "pass: rules only (pyoxigraph, in memory)": rules_only,
-        "pass: entailment + rules (pyoxigraph, on disk)": on_disk,
+        "pass on disk, its graphs kept in memory (served nodes)": on_disk,
+        "pass on disk, every read from RocksDB": from_disk,
         "pass that mutates (SHACL check of the mutant)": with_mutation,
         "baseline: owlrl RDFS + rdflib SPARQL, same rules": baseline,
     }
@@ -254,12 +263,14 @@ def main() -> int:
             "entailment_only_in_memory": entailment_only,
             "rules_only_in_memory": rules_only,
             "pass_on_disk": on_disk,
+            "pass_on_disk_reading_rocksdb": from_disk,
             "pass_with_mutation": with_mutation,
             "baseline_owlrl_rdflib": baseline,
             "load_average": load,
             "target_ms": 50,
             "meets_target": memory["median_s"] < 0.05,
             "meets_target_in_cpu_time": memory["cpu_median_s"] < 0.05,
+            "meets_target_on_disk": on_disk["median_s"] < 0.05,
         },
     )
     return 0

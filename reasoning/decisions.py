@@ -1,6 +1,8 @@
 """One reasoning pass of a node, and reading its decisions back: the REASON step of a round.
 
-A pass runs, on the node's store and through :class:`~knowledge.store.KnowledgeStore` only:
+A pass runs, on the node's store and through :class:`~knowledge.store.KnowledgeStore` only (an
+on-disk embedded store is first asked to keep the graphs a pass reads in memory too, where reading
+them costs a third; knowledge/store/mirror.py):
 
 1. entailment (:func:`reasoning.rules.entail`) of the node's public graphs into
    ``{node}/graphs/inferred``, which the rules read along with the graphs themselves;
@@ -23,11 +25,11 @@ from dataclasses import dataclass, field
 from pyoxigraph import Literal, NamedNode, QuerySolutions
 
 import queries
-from knowledge.store import KnowledgeStore
+from knowledge.store import EmbeddedStore, KnowledgeStore
 from ontology import SPORE
 from reasoning.mutation import MutationOutcome, Operator, decide_mutation
 from reasoning.records import Decision, rule_dataset
-from reasoning.rules import Entailment, entail
+from reasoning.rules import ONTOLOGY_GRAPH, Entailment, entail
 from reasoning.switching import SwitchOutcome, decide_switch
 from shapes.validation import Validator
 
@@ -39,12 +41,18 @@ __all__ = [
     "inferred_graph",
     "read_decisions",
     "reason",
+    "reasoning_graphs",
 ]
 
 
 def inferred_graph(node: str) -> NamedNode:
     """Where a pass writes the node's entailed triples."""
     return NamedNode(f"{node.rstrip('/')}/graphs/inferred")
+
+
+def reasoning_graphs(node: str) -> list[NamedNode]:
+    """Every graph a pass for ``node`` reads or writes: the ontology, the rules' dataset, the inferred."""
+    return [ONTOLOGY_GRAPH, *rule_dataset(node), inferred_graph(node)]
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,15 @@ def reason(
     mutation: bool = True,
     operators: Sequence[Operator] | None = None,
     validator: Validator | None = None,
+    keep_in_memory: bool = True,
 ) -> ReasoningPass:
     """Entail, then run the decision rules for ``node`` at ``round_number``; decisions are recorded.
 
     ``switching=False`` is for a node that cannot leave its group (the owner of the group).
+    ``keep_in_memory=False`` reads an on-disk store's graphs from disk (the benchmark's baseline).
     """
+    if keep_in_memory and isinstance(store, EmbeddedStore):
+        store.keep_in_memory(reasoning_graphs(node))
     entailed = None
     if entailment:
         entailed = entail(store, graphs=rule_dataset(node), into=inferred_graph(node))

@@ -122,10 +122,13 @@ def record(store: KnowledgeStore, decision: Decision) -> NamedNode:
     """Write ``decision`` into its node's decisions graph, replacing an earlier one with its IRI."""
     graph = graph_iri(NamedNode(decision.node), GraphKind.DECISIONS)
     subject = NamedNode(decision.iri)
+    # The IRIs written in (N-Triples terms, escaped): bound with BIND, the engine matched every
+    # statement of the graph first. Two operations, options first: in one, every statement of the
+    # decision joined every statement of its options, each a delete (12 ms on disk).
     store.update(
-        "DELETE { GRAPH ?g { ?decision ?p ?o . ?option ?q ?v } } WHERE { GRAPH ?g { ?decision ?p ?o "
-        "OPTIONAL { ?decision <https://w3id.org/spore/ns#weighed> ?option . ?option ?q ?v } } }",
-        bindings={"g": graph, "decision": subject},
+        f"DELETE {{ GRAPH {graph} {{ ?option ?q ?v }} }} WHERE {{ GRAPH {graph} {{ "
+        f"{subject} <https://w3id.org/spore/ns#weighed> ?option . ?option ?q ?v }} }} ; "
+        f"DELETE WHERE {{ GRAPH {graph} {{ {subject} ?p ?o }} }}"
     )
     store.extend(decision_quads(decision, graph))
     return subject

@@ -44,12 +44,13 @@ of rdfs:subClassOf) are not fed back into the schema; no SPORE data does that.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from pyoxigraph import NamedNode, RdfFormat, parse
+from pyoxigraph import NamedNode, Quad, RdfFormat, parse
 
 import queries
 from knowledge.store import EmbeddedStore, KnowledgeStore
@@ -195,6 +196,9 @@ def entail(
 def _entail_on_copy(
     store: EmbeddedStore, sources: tuple[NamedNode, ...], into: NamedNode, ontology: NamedNode
 ) -> Entailment:
+    kept = store.kept((ontology, *sources, into))
+    if kept is not None:
+        return _entail_kept(store, kept, sources, into, ontology)
     disk = store.native
     copy = EmbeddedStore()
     for graph in (ontology, *sources):
@@ -202,10 +206,34 @@ def _entail_on_copy(
     result = _entail_in_place(copy, sources, into, ontology)
     fresh = set(copy.native.quads_for_pattern(None, None, None, into))
     stale = set(disk.quads_for_pattern(None, None, None, into))
-    for quad in stale - fresh:
-        disk.remove(quad)
+    store.discard(stale - fresh)
     store.extend(fresh - stale)
     return result
+
+
+def _entail_kept(
+    store: EmbeddedStore,
+    kept: EmbeddedStore,
+    sources: tuple[NamedNode, ...],
+    into: NamedNode,
+    ontology: NamedNode,
+) -> Entailment:
+    """The rules run on the in-memory copy the store keeps of the premises (knowledge/store/mirror.py),
+    into a scratch graph there; only the difference is written, to disk and copy alike."""
+    scratch = _working_graph(into, "consequences")
+    result = _entail_in_place(kept, sources, scratch, ontology)
+    # The difference in the engine: few quads change from one round to the next, so only those
+    # become Python objects.
+    only = (
+        "SELECT ?s ?p ?o WHERE {{ GRAPH {} {{ ?s ?p ?o }} FILTER NOT EXISTS {{ GRAPH {} {{ ?s ?p ?o }} }} }}"
+    )
+    memory = kept.native
+    gone = [Quad(r["s"], r["p"], r["o"], into) for r in memory.query(only.format(into, scratch))]  # type: ignore[union-attr,index,arg-type]
+    new = [Quad(r["s"], r["p"], r["o"], into) for r in memory.query(only.format(scratch, into))]  # type: ignore[union-attr,index,arg-type]
+    kept.clear(scratch)
+    store.discard(gone)
+    store.extend(new)
+    return dataclasses.replace(result, graph=into)
 
 
 def _entail_in_place(

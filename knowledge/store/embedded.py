@@ -21,6 +21,7 @@ from pyoxigraph import (
     QuerySolutions,
     RdfFormat,
     Store,
+    parse,
     serialize,
 )
 
@@ -33,6 +34,7 @@ from knowledge.store.base import (
     check_dump_target,
 )
 from knowledge.store.bindings import BindingError, Term, bind
+from knowledge.store.mirror import Mirror
 
 _COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
 
@@ -71,11 +73,53 @@ class EmbeddedStore:
         except OSError as error:
             raise StoreUnavailable(f"cannot open the store in {self.path}: {error}") from error
         self.read_only = read_only
+        self._mirror: Mirror | None = None
 
     @property
     def native(self) -> Store:
         """The underlying pyoxigraph store, for code that needs more than the interface."""
         return self._store
+
+    # -- graphs kept in memory too (knowledge/store/mirror.py) -----------------------------------------
+    def keep_in_memory(self, graphs: Iterable[NamedNode]) -> None:
+        """Also hold ``graphs`` in memory, so that queries over them alone do not read the disk.
+
+        For an on-disk store that the process writes; an in-memory or read-only store ignores it.
+        """
+        if self.path is None or self.read_only:
+            return
+        if self._mirror is None:
+            self._mirror = Mirror(self._store, EmbeddedStore())
+        self._mirror.keep(graphs)
+
+    def kept(self, graphs: Iterable[GraphName]) -> EmbeddedStore | None:
+        """The in-memory store holding every one of ``graphs``, or None. Write kept graphs through
+        this store only; other graphs there are the caller's scratch space."""
+        mirror = self._mirror
+        return mirror.memory if mirror is not None and mirror.holds(graphs) else None
+
+    def discard(self, quads: Iterable[Quad]) -> None:
+        """Remove ``quads`` (from the in-memory copy too); quads that are not stored are ignored."""
+        quads = list(quads)
+        try:
+            if self._mirror is None:
+                for quad in quads:
+                    self._store.remove(quad)
+                return
+            with self._mirror.lock:
+                for quad in quads:
+                    self._store.remove(quad)
+                self._mirror.removed(quads)
+        except (OSError, RuntimeError) as error:
+            raise StoreError(str(error)) from error
+
+    def _reader(self, default_graph: object, named_graphs: Sequence[NamedNode] | None) -> Store:
+        """Where a query over this dataset runs: the in-memory copy when it holds all of it."""
+        if self._mirror is None or (default_graph is None and named_graphs is None):
+            return self._store
+        graphs = [default_graph] if isinstance(default_graph, NamedNode | DefaultGraph) else default_graph
+        wanted = [*(graphs or []), *(named_graphs or [])]  # type: ignore[misc]
+        return self._mirror.memory.native if wanted and self._mirror.holds(wanted) else self._store
 
     def query(
         self,
@@ -96,7 +140,8 @@ class EmbeddedStore:
             names = list(named_graphs or [])
         try:
             text = bind(query, bindings)
-            result = self._store.query(text, default_graph=defaults, named_graphs=names)
+            reader = self._reader(default_graph, named_graphs)
+            result = reader.query(text, default_graph=defaults, named_graphs=names)
         except (SyntaxError, BindingError) as error:
             raise QueryError(str(error)) from error
         except (OSError, RuntimeError) as error:
@@ -107,7 +152,13 @@ class EmbeddedStore:
 
     def update(self, update: str, *, bindings: Mapping[str, Term] | None = None) -> None:
         try:
-            self._store.update(bind(update, bindings, update=True))
+            bound = bind(update, bindings, update=True)
+            if self._mirror is None:
+                self._store.update(bound)
+                return
+            with self._mirror.lock:
+                self._store.update(bound)
+                self._mirror.updated(update, bound, bindings)
         except (SyntaxError, BindingError) as error:
             raise QueryError(str(error)) from error
         except (OSError, RuntimeError) as error:
@@ -117,6 +168,13 @@ class EmbeddedStore:
         if graph is not None and format.supports_datasets:
             raise ValueError(f"{format.name} carries its own graph names; load it without graph=")
         try:
+            if self._mirror is not None and (format.supports_datasets or graph in self._mirror.graphs):
+                # Parsed here, so that both copies get the same blank nodes.
+                quads = parse(data, format=format)
+                if graph is not None:
+                    quads = (Quad(q.subject, q.predicate, q.object, graph) for q in quads)
+                self.extend(quads)
+                return
             self._store.load(data, format, to_graph=graph)
         except SyntaxError as error:
             raise QueryError(f"cannot parse {format.name}: {error}") from error
@@ -125,7 +183,13 @@ class EmbeddedStore:
 
     def extend(self, quads: Iterable[Quad]) -> None:
         try:
-            self._store.extend(quads)
+            if self._mirror is None:
+                self._store.extend(quads)
+                return
+            quads = list(quads)
+            with self._mirror.lock:
+                self._store.extend(quads)
+                self._mirror.added(quads)
         except (OSError, RuntimeError) as error:
             raise StoreError(str(error)) from error
 
@@ -138,12 +202,20 @@ class EmbeddedStore:
 
     def clear(self, graph: GraphName | None) -> None:
         try:
-            if graph is None:
-                self._store.clear()
-            else:
-                self._store.remove_graph(graph)
+            if self._mirror is None:
+                self._clear(graph)
+                return
+            with self._mirror.lock:
+                self._clear(graph)
+                self._mirror.cleared(graph)
         except (OSError, RuntimeError) as error:
             raise StoreError(str(error)) from error
+
+    def _clear(self, graph: GraphName | None) -> None:
+        if graph is None:
+            self._store.clear()
+        else:
+            self._store.remove_graph(graph)
 
     def named_graphs(self) -> list[NamedNode | BlankNode]:
         # Graphs that hold a triple, as SPARQL's GRAPH ?g sees them on every endpoint; pyoxigraph
@@ -158,7 +230,8 @@ class EmbeddedStore:
         if isinstance(graph, DefaultGraph):
             rows = self._store.query(_COUNT)
         else:
-            rows = self._store.query(_COUNT, default_graph=graph, named_graphs=[])
+            reader = self._reader(graph, [])
+            rows = reader.query(_COUNT, default_graph=graph, named_graphs=[])
         assert isinstance(rows, QuerySolutions)
         return int(next(iter(rows))["n"].value)
 
@@ -171,6 +244,7 @@ class EmbeddedStore:
         # pyoxigraph closes the database when the last reference goes; flush so nothing waits on GC.
         if getattr(self, "_store", None) is not None:
             self.flush()
+            self._mirror = None  # it holds the database too
             del self._store
 
     def __enter__(self) -> Self:
