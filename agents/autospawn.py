@@ -35,7 +35,7 @@ from agents.spawn import (
     spawn_decision,
 )
 from ontology import SPORE
-from reasoning.mutation import Change
+from reasoning.operators import Change
 from reasoning.records import Decision
 
 __all__ = ["AutoSpawner", "healthy", "spawn_in_simulator", "spawn_reason", "spawn_window"]

@@ -51,7 +51,8 @@ from knowledge.store import EmbeddedStore, to_rdflib
 from models.data import MusicTensors
 from ontology import SPORE
 from reasoning.evidence import blueprint_of, group_description
-from reasoning.mutation import blueprint_graph, current_blueprint
+from reasoning.mutation import current_blueprint
+from reasoning.operators import blueprint_graph
 
 __all__ = ["EvolutionResult", "EvolutionSettings", "learner_settings", "run_evolution"]
 

@@ -33,7 +33,7 @@ import queries
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import KnowledgeStore, to_rdflib
 from ontology import SPORE
-from reasoning.mutation import Change, Operator, load_operators, mutate
+from reasoning.operators import Change, Operator, load_operators, mutate
 from reasoning.records import Decision, Option
 from shapes.validation import Validator, default_validator
 

@@ -44,7 +44,7 @@ from knowledge.store import KnowledgeStore
 from ontology import PREFIXES, SPORE
 from reasoning.decisions import ReasoningPass, reason
 from reasoning.evidence import Measurement, blueprint_of, evaluation, membership
-from reasoning.mutation import Operator, load_operators
+from reasoning.operators import Operator, load_operators
 
 __all__ = [
     "RECALL",

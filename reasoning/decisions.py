@@ -27,7 +27,8 @@ from pyoxigraph import Literal, NamedNode, QuerySolutions
 import queries
 from knowledge.store import EmbeddedStore, KnowledgeStore
 from ontology import SPORE
-from reasoning.mutation import MutationOutcome, Operator, decide_mutation
+from reasoning.mutation import MutationOutcome, decide_mutation
+from reasoning.operators import Operator
 from reasoning.records import Decision, rule_dataset
 from reasoning.rules import ONTOLOGY_GRAPH, Entailment, entail
 from reasoning.switching import SwitchOutcome, decide_switch

@@ -15,7 +15,8 @@ from knowledge.graphs import GraphKind, graph_iri
 from knowledge.music import SynthParams
 from knowledge.store import to_rdflib
 from reasoning.decisions import read_decisions
-from reasoning.mutation import blueprint_graph, current_blueprint, mutate
+from reasoning.mutation import current_blueprint
+from reasoning.operators import blueprint_graph, mutate
 from reasoning.records import rule_dataset
 from shapes.validation import default_validator
 

@@ -11,14 +11,8 @@ from rdflib.namespace import PROV
 from knowledge.graphs import GraphKind
 from knowledge.store import to_rdflib
 from ontology import SPORE
-from reasoning.mutation import (
-    Operator,
-    blueprint_graph,
-    current_blueprint,
-    decide_mutation,
-    load_operators,
-    mutate,
-)
+from reasoning.mutation import current_blueprint, decide_mutation
+from reasoning.operators import Operator, blueprint_graph, load_operators, mutate
 from shapes.validation import default_validator
 from tests.reasoning_samples import GROUP_A, NOW, World, world
 

@@ -189,8 +189,9 @@ def test_a_host_started_again_follows_the_blueprint_revision_in_its_store(tmp_pa
     from agents.thinking import learner_settings
     from knowledge.graphs import GraphKind, graph_iri
     from knowledge.store import EmbeddedStore, to_rdflib
-    from reasoning.mutation import current_blueprint, load_operators, mutate
+    from reasoning.mutation import current_blueprint
     from reasoning.mutation import write_blueprint as write_revision
+    from reasoning.operators import load_operators, mutate
 
     blueprint = write_blueprint(tmp_path, "solo")  # learning rate 0.01
     data = tmp_path / "host"
