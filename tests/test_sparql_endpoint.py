@@ -23,6 +23,7 @@ from federation.host import RunningHost, bind_loopback, build_host
 from federation.sparql_protocol import negotiate
 from knowledge.graphs import GraphKind, graph_iri
 from knowledge.store import EmbeddedStore
+from knowledge.store.bindings import outer_limit
 
 pytestmark = pytest.mark.slow
 TOKEN = "test-update-token"
@@ -373,6 +374,18 @@ def test_result_over_the_size_limit_is_422(limited: RunningHost) -> None:
     assert response.text.strip() == "the result is larger than 4,096 bytes; add a LIMIT"
     small = httpx.get(endpoint(limited), params={"query": "SELECT * { ?s ?p ?o } LIMIT 3"}, timeout=10)
     assert small.status_code == 200 and len(small.json()["results"]["bindings"]) == 3
+    # A LIMIT small enough to be written in one go is held to the same cap.
+    bounded = httpx.get(endpoint(limited), params={"query": "SELECT * { ?s ?p ?o } LIMIT 2000"}, timeout=10)
+    assert bounded.status_code == 422 and "4,096 bytes" in bounded.text
+
+
+def test_the_outer_limit_is_told_from_limits_in_sub_queries_strings_and_comments() -> None:
+    assert outer_limit("SELECT * { ?s ?p ?o } LIMIT 1000") == 1000
+    assert outer_limit("SELECT * { ?s ?p ?o } ORDER BY DESC(?o) limit 5 OFFSET 10") == 5
+    assert outer_limit("SELECT * { { SELECT ?s { ?s ?p ?o } LIMIT 3 } ?s ?q ?r }") is None
+    assert outer_limit('SELECT * { ?s ?p "LIMIT 3" }') is None
+    assert outer_limit("SELECT * { ?s ?p ?o } # LIMIT 3") is None
+    assert outer_limit("SELECT * { ?s ?p ?o } LIMIT 10 VALUES ?s { <urn:a> }") is None
 
 
 def test_request_body_over_the_cap_is_413(host: RunningHost) -> None:

@@ -49,6 +49,7 @@ _TOKEN = re.compile(
 )
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
+_LIMIT = re.compile(r"\bLIMIT\s+(\d+)", re.IGNORECASE)
 _QUERY_FORMS = {"select", "ask", "construct", "describe"}
 _UPDATE_KEYWORDS = {"insert", "delete", "load", "clear", "create", "drop", "copy", "move", "add", "with"}
 
@@ -103,6 +104,20 @@ def keywords(text: str) -> frozenset[str]:
     """The bare words of ``text`` in lower case, outside strings, IRIs and comments (``service``,
     ``load`` …), for policy checks that must not be fooled by a keyword inside a literal."""
     return _analyse(text, False)[3]
+
+
+def outer_limit(text: str) -> int | None:
+    """The LIMIT of the outermost query (among the modifiers after its last closing brace), or None.
+
+    A LIMIT inside a sub-query, a string or a comment does not count.
+    """
+    end = 0
+    for match in _TOKEN.finditer(text):
+        if match.lastgroup == "close":
+            end = match.end()
+    tail = _TOKEN.sub(lambda m: " " if m.lastgroup in ("comment", "string") else m.group(), text[end:])
+    found = _LIMIT.search(tail)
+    return int(found.group(1)) if found else None
 
 
 def _checked(bindings: Mapping[str, Term]) -> list[tuple[str, str]]:
