@@ -52,6 +52,12 @@ WEIGHTED_MEAN = "https://w3id.org/spore/ns#WeightedMean"
 RECALL = "recall@20"
 
 
+MIXED_RATES = (0.0025, 0.005, 0.01, 0.02, 0.04)
+"""Learning rates of the mixed runs: 16x from the slowest to the fastest around the default 0.01,
+as far apart as blueprints in one group get (the six-host demo ran 0.001 to 0.005)."""
+MIXED_CLEAN = "attack-free, mixed learning rates"
+
+
 class Behaviour(StrEnum):
     SIGN_FLIP = "sign-flip"
     SCALED = "scaled"
@@ -168,8 +174,14 @@ def byzantine_fungiverse(
     local_epochs: int = 1,
     aggregation_rule: str = WEIGHTED_MEAN,
     data: list[NodeData] | None = None,
+    learning_rates: Sequence[float] = (),
 ) -> ByzantineRun:
-    """LightGCN nodes in groups of ``group_size`` (the first of each owns it), some of them attackers."""
+    """LightGCN nodes in groups of ``group_size`` (the first of each owns it), some of them attackers.
+
+    ``learning_rates``: node ``i`` trains at ``learning_rates[i % len]`` and declares that step in its
+    updates (as a served node declares its blueprint's); empty, every node trains at the learner's
+    default and declares the same step.
+    """
     data = data or deal_listeners(tensors, nodes, seed=seed)
     actors = [actor_iri(i) for i in range(nodes)]
     groups = [actors[i : i + group_size] for i in range(0, nodes, group_size)]
@@ -179,7 +191,8 @@ def byzantine_fungiverse(
     simulator = Simulator(seed=seed)
     for index, actor in enumerate(actors):
         mine = data[index]
-        learner: Learner = LightGCNLearner(
+        rate = learning_rates[index % len(learning_rates)] if learning_rates else None
+        honest_learner = LightGCNLearner(
             mine.train_edges,
             mine.held_out,
             num_listeners=int(mine.listeners.numel()),
@@ -187,7 +200,9 @@ def byzantine_fungiverse(
             embedding_dim=embedding_dim,
             num_layers=num_layers,
             local_epochs=local_epochs,
+            **({} if rate is None else {"learning_rate": rate}),
         )
+        learner: Learner = honest_learner
         if actor in chosen:
             learner = ByzantineLearner(learner, chosen[actor])
         add_grouped_node(
@@ -203,6 +218,7 @@ def byzantine_fungiverse(
                 max_rounds=rounds,
                 announce_interval=50.0,
                 defence=None if actor in chosen else defence,
+                training_step=honest_learner.learning_rate * local_epochs if learning_rates else 1.0,
             ),
             aggregation_rule=aggregation_rule,
             round_timeout=5.0,
@@ -282,6 +298,7 @@ def run_byzantine_experiment(
     statistic: str = "median-distance",
     undefended: bool = True,
     liar: bool = True,
+    mixed_rates: Sequence[float] = MIXED_RATES,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Honest nodes' Recall@20, blocks and wrong blocks under 0 %, each of ``fractions`` and a false
@@ -289,21 +306,30 @@ def run_byzantine_experiment(
 
     ``tensors``: the corpus (Last.fm-2k from the caller; default: the seeded synthetic corpus);
     ``data``: its deal to nodes, by default ``split`` (non-IID: one taste community per node).
+    With ``mixed_rates``, the nodes also run at those learning rates (node ``i`` at rate ``i mod n``,
+    declared in their updates), attack-free and with the largest fraction and the false accuser;
+    those runs are compared with the attack-free run at the same rates.
     """
     torch.set_num_threads(1)
     dealt = "given" if data is not None else split
     tensors = tensors or synthetic_tensors(SynthParams(seed=seed))
     data = data or deal_listeners(tensors, nodes, seed=seed, split=split)
     defence = LedgerDefence(policy or DefederationPolicy(), statistic=statistic)
-    plans: list[tuple[str, float, bool, bool]] = [("attack-free", 0.0, True, False)]
-    plans += [(f"{round(100 * f)}% byzantine", f, True, False) for f in fractions]
+    top = max(fractions, default=0.0)
+    plans: list[tuple[str, float, bool, bool, tuple[float, ...]]] = [("attack-free", 0.0, True, False, ())]
+    plans += [(f"{round(100 * f)}% byzantine", f, True, False, ()) for f in fractions]
     if undefended and fractions:
-        plans.append((f"{round(100 * max(fractions))}% byzantine, no defence", max(fractions), False, False))
+        plans.append((f"{round(100 * top)}% byzantine, no defence", top, False, False, ()))
     if liar:
-        top = max(fractions, default=0.0)
-        plans.append((f"{round(100 * top)}% byzantine and a false accuser", top, True, True))
+        plans.append((f"{round(100 * top)}% byzantine and a false accuser", top, True, True, ()))
+    rates = tuple(mixed_rates)
+    if rates:
+        plans.append((MIXED_CLEAN, 0.0, True, False, rates))
+        plans.append(
+            (f"{round(100 * top)}% byzantine, false accuser, mixed learning rates", top, True, liar, rates)
+        )
     runs: dict[str, Any] = {}
-    for name, fraction, defended, with_liar in plans:
+    for name, fraction, defended, with_liar, learning_rates in plans:
         started = time.perf_counter()
         run = byzantine_fungiverse(
             tensors,
@@ -315,15 +341,23 @@ def run_byzantine_experiment(
             rounds=rounds,
             seed=seed,
             data=data,
+            learning_rates=learning_rates,
         )
         result = _observe(run, limit=rounds * 10.0, rounds=rounds)
-        result |= {"fraction": fraction, "defended": defended, "wall_seconds": time.perf_counter() - started}
+        result |= {
+            "fraction": fraction,
+            "defended": defended,
+            "learning_rates": list(learning_rates),
+            "reference": MIXED_CLEAN if learning_rates else "attack-free",
+            "wall_seconds": time.perf_counter() - started,
+        }
         runs[name] = result
         if progress is not None:
             progress(f"{name}: recall {result['honest_recall']:.4f}, {result['blocked']} blocked")
-    clean = runs["attack-free"]["recall_by_node"]
     for result in runs.values():
-        # Over the same nodes: the attack-free run's mean over this run's honest nodes.
+        # Over the same nodes: the attack-free run's mean (at the same learning rates) over this
+        # run's honest nodes.
+        clean = runs[result["reference"]]["recall_by_node"]
         mine = result["recall_by_node"]
         baseline = sum(clean[a] for a in mine) / max(1, len(mine))
         result["attack_free_recall_same_nodes"] = baseline

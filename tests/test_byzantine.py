@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from agents.byzantine import (
+    MIXED_RATES,
     Behaviour,
     ByzantineLearner,
     byzantine_fungiverse,
@@ -117,10 +118,16 @@ def test_the_experiment_reports_recall_blocks_and_wrong_blocks() -> None:
         "25% byzantine",
         "25% byzantine, no defence",
         "25% byzantine and a false accuser",
+        "attack-free, mixed learning rates",
+        "25% byzantine, false accuser, mixed learning rates",
     }
+    mixed = runs["25% byzantine, false accuser, mixed learning rates"]
+    assert mixed["reference"] == "attack-free, mixed learning rates" and mixed["liar"] is not None
+    assert mixed["learning_rates"] == list(MIXED_RATES) and runs["attack-free"]["learning_rates"] == []
     assert runs["25% byzantine"]["blocked"] == 2 and runs["25% byzantine, no defence"]["blocked"] == 0
     assert all(r["honest_wrongly_blocked"] == [] for r in runs.values())
     assert runs["attack-free"]["recall_vs_attack_free"] == pytest.approx(1.0)
+    assert runs["attack-free, mixed learning rates"]["recall_vs_attack_free"] == pytest.approx(1.0)
     assert all(len(r["recall_by_round"]) == len(r["recall_rounds"]) > 0 for r in runs.values())
 
 
@@ -188,3 +195,32 @@ def test_an_undeclared_faster_member_looks_like_a_scaling_attacker() -> None:
     sim = fungiverse.simulator
     others = [actor for actor in fungiverse.honest if actor != fast]
     assert any(fast in sim.state(actor).blocked for actor in others)
+
+
+def test_mixed_learning_rates_are_trained_and_declared_node_by_node() -> None:
+    torch.set_num_threads(1)
+    fungiverse = byzantine_fungiverse(
+        synthetic_tensors(TINY),
+        nodes=8,
+        group_size=8,
+        attackers=2,
+        behaviours=(Behaviour.SCALED, Behaviour.SIGN_FLIP),
+        liar=True,
+        defence=LedgerDefence(DefederationPolicy()),
+        rounds=4,
+        seed=3,
+        embedding_dim=8,
+        num_layers=1,
+        learning_rates=(0.005, 0.04),
+    )
+    sim = fungiverse.simulator
+    contexts = {actor: sim.nodes[actor].ctx for actor in fungiverse.actors}
+    for index, actor in enumerate(fungiverse.actors):
+        rate = (0.005, 0.04)[index % 2]
+        learner = contexts[actor].learner
+        inner = learner.inner if isinstance(learner, ByzantineLearner) else learner
+        assert inner.learning_rate == rate  # type: ignore[attr-defined]
+        assert contexts[actor].training_step == pytest.approx(rate)  # one local epoch
+    sim.run_until(lambda s: all(s.state(a).rounds_done >= 4 for a in fungiverse.honest), limit=60.0)
+    for actor in fungiverse.honest:  # an honest member eight times faster than another is no attacker
+        assert sim.state(actor).blocked.isdisjoint(fungiverse.honest), actor
