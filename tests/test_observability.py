@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pyoxigraph import NamedNode, Quad
 
 from federation.config import GroupSpec, NodeSpec
 from federation.delivery import Delivery
@@ -49,7 +50,12 @@ def test_healthz_reports_each_check(hosts: tuple[RunningHost, RunningHost]) -> N
     assert "spore-delivery-worker" in body["checks"]["workers"]["running"]
 
 
-def test_metrics_count_federation_traffic(hosts: tuple[RunningHost, RunningHost]) -> None:
+def test_metrics_count_federation_traffic(
+    hosts: tuple[RunningHost, RunningHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from federation import observability
+
+    monkeypatch.setattr(observability, "STORE_SIZE_SECONDS", 0.0)  # the store's size counted each scrape
     a, b = hosts
     before_a, before_b = scrape(a), scrape(b)
     a.call(a.runtime.follow("alice", b.runtime.config.base_url + "/nodes/carol"))
@@ -145,5 +151,34 @@ def test_healthz_is_503_when_the_store_fails_and_metrics_still_answer(tmp_path: 
         assert body["checks"]["delivery"]["ok"]
         samples = scrape(host)
         assert ("spore_store_quads", ()) not in samples and samples[("spore_nodes", ())] == 1
+    finally:
+        host.stop()
+
+
+class CountingStore(EmbeddedStore):
+    """Counts how often the whole store is counted (a full read on disk)."""
+
+    counts = 0
+
+    def count(self, graph: object = None) -> int:
+        if graph is None:
+            CountingStore.counts += 1
+        return super().count(graph)  # type: ignore[arg-type]
+
+
+def test_scrapes_reuse_the_store_count_for_a_while(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from federation import observability
+
+    CountingStore.counts = 0
+    host = start_local_host(tmp_path / "counting", nodes=(NodeSpec("erin"),), store=CountingStore())
+    try:
+        first, second = scrape(host), scrape(host)
+        assert CountingStore.counts == 1  # counted once (when the registry first collects), then reused
+        assert first[("spore_store_quads", ())] == second[("spore_store_quads", ())]
+        host.runtime.store.extend([Quad(NamedNode("urn:s"), NamedNode("urn:p"), NamedNode("urn:o"))])
+        monkeypatch.setattr(observability, "STORE_SIZE_SECONDS", 0.0)
+        third = scrape(host)
+        assert CountingStore.counts == 2  # past the window, counted again
+        assert third[("spore_store_quads", ())] == second[("spore_store_quads", ())] + 1
     finally:
         host.stop()
