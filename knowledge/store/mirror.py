@@ -124,6 +124,11 @@ class Mirror:
         if empty_default and replayable(update, bindings, self.graphs):
             self.memory.native.update(bound)
             return
+        memory = self.memory.native
         for graph in touched(update, bindings, self.graphs):
-            self.memory.native.remove_graph(graph)
-            self.memory.native.extend(self.disk.quads_for_pattern(None, None, None, graph))
+            # By difference rather than dropped and copied: a reader never sees the graph empty.
+            fresh = set(self.disk.quads_for_pattern(None, None, None, graph))
+            held = set(memory.quads_for_pattern(None, None, None, graph))
+            for quad in held - fresh:
+                memory.remove(quad)
+            memory.extend(fresh - held)
